@@ -1,0 +1,31 @@
+"""The medq HTTP API: a Flask app factory. Never imports torch."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from api import health, jobs, models_bp, problems
+from api.enqueue import CeleryEnqueuer
+from api.state import ApiState, Enqueuer
+from shared.db import init_db, make_engine
+from shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, enqueuer: Enqueuer | None = None) -> Flask:
+    """Build the app. Tests pass their own settings (and may pass an enqueuer); gunicorn calls it bare."""
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+    st = ApiState(settings=settings, engine=engine, enqueuer=enqueuer or CeleryEnqueuer(settings))
+    st.reload_specs()
+    app.extensions["medq"] = st
+    problems.register(app)
+    for blueprint in (health.bp, jobs.bp, models_bp.bp):
+        app.register_blueprint(blueprint)
+    return app

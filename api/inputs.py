@@ -1,0 +1,112 @@
+"""Turning a request body into validated jobs: JSON or multipart in, `NewJob`s out. Images are checked here
+(decodable, within the pixel limit) with Pillow, so bad input is a 422 and never reaches a worker."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from typing import Any
+
+from flask import Request
+from PIL import Image, UnidentifiedImageError
+
+from shared.crud import NewJob
+from shared.errors import BadRequest, FieldError, UnsupportedMediaType, ValidationFailed
+from shared.modelspec import ModelSpec
+from shared.schemas import ImageInput, JobInput, TextInput
+from shared.settings import Settings
+
+PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
+FORM_FIELDS = ("model", "external_id", "priority", "max_queue_seconds", "explain", "webhook")
+
+
+def read_body(request: Request) -> dict[str, Any]:
+    """The request as a dict: parsed JSON, or multipart form fields plus the `file` part as an image input."""
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        data = request.get_json(silent=True)
+        if data is None:
+            raise BadRequest("the body is not valid JSON")
+        if not isinstance(data, dict):
+            raise ValidationFailed("the body must be a JSON object", errors=[FieldError("", "expected an object")])
+        return data
+    if mimetype == "multipart/form-data":
+        return _read_multipart(request)
+    raise UnsupportedMediaType(f"Content-Type {mimetype or '(none)'} is not supported; "
+                               "send application/json or multipart/form-data")
+
+
+def _read_multipart(request: Request) -> dict[str, Any]:
+    upload = request.files.get("file")
+    if upload is None:
+        raise ValidationFailed("multipart requests need a 'file' part", errors=[FieldError("file", "missing")])
+    body: dict[str, Any] = {k: request.form[k] for k in FORM_FIELDS if k in request.form}
+    if "explain" in body:
+        body["explain"] = body["explain"].lower() in {"1", "true", "yes", "on"}
+    if "webhook" in body:
+        try:
+            body["webhook"] = json.loads(body["webhook"])
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed("webhook must be JSON", errors=[FieldError("webhook", str(exc))]) from exc
+    media_type = request.form.get("media_type") or upload.mimetype or ""
+    body["input"] = {"image_b64": base64.b64encode(upload.read()).decode(), "media_type": media_type}
+    return body
+
+
+def to_new_job(spec: ModelSpec, job_input: JobInput, external_id: str | None, *, field: str,
+               settings: Settings) -> NewJob:
+    """Check that the input suits the model and the limits; `field` names it in errors (`input`, `items[3].input`)."""
+    if spec.input_kind == "text":
+        if not isinstance(job_input, TextInput):
+            raise _invalid(field, f"model {spec.name} classifies text: send {{\"text\": \"...\"}}")
+        return NewJob(input_kind="text", input_data=_check_text(job_input.text, field, settings),
+                      external_id=external_id)
+    if not isinstance(job_input, ImageInput):
+        raise _invalid(field, f"model {spec.name} classifies images: send image_b64 and media_type")
+    data = _decode_b64(job_input.image_b64, f"{field}.image_b64")
+    _check_image(data, job_input.media_type, f"{field}.image_b64", settings)
+    return NewJob(input_kind="image", input_data=data, input_media_type=job_input.media_type,
+                  external_id=external_id)
+
+
+def _check_text(text: str, field: str, settings: Settings) -> bytes:
+    if not text.strip():
+        raise _invalid(f"{field}.text", "the text is empty")
+    if len(text) > settings.max_text_chars:
+        raise _invalid(f"{field}.text", f"the text has {len(text)} characters; the limit is "
+                                        f"{settings.max_text_chars}")
+    return text.encode("utf-8")
+
+
+def _decode_b64(value: str, field: str) -> bytes:
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid(field, f"not valid base64: {exc}") from exc
+    if not data:
+        raise _invalid(field, "the image is empty")
+    return data
+
+
+def _check_image(data: bytes, media_type: str, field: str, settings: Settings) -> None:
+    if media_type == "application/dicom":
+        raise _invalid(field, "DICOM input is not supported yet; send PNG or JPEG")
+    expected = PILLOW_FORMATS[media_type]
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            found = img.format
+            if width * height > settings.max_image_pixels:
+                raise _invalid(field, f"the image has {width}x{height} pixels; the limit is "
+                                      f"{settings.max_image_pixels} pixels")
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _invalid(field, f"not a readable {media_type} image: {exc}") from exc
+    if found != expected:
+        raise _invalid(field, f"media_type says {media_type} but the bytes are {found or 'unknown'}")
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[FieldError(field, message)])

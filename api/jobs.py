@@ -1,0 +1,146 @@
+"""/v1/jobs: thin views over `api.submit` and `shared.crud`."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from flask import Blueprint, Response, jsonify, request, url_for
+from sqlmodel import Session
+
+from api.auth import principal, require_scope
+from api.inputs import read_body
+from api.state import ApiState, state
+from api.submit import submit
+from shared import crud
+from shared.db import session_scope
+from shared.errors import ValidationFailed
+from shared.models import Job
+from shared.presenters import job_out
+from shared.schemas import BatchOut, JobList
+from shared.status import JobStatus
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+
+
+@bp.post("")
+@require_scope("jobs:write")
+def create_job() -> Response:
+    st = state()
+    done = submit(st, principal(), read_body(request), batch=False,
+                  idempotency_key=request.headers.get("Idempotency-Key"))
+    job = _wait_for(st, done.jobs[0], _prefer_wait(st))
+    finished = JobStatus(job.status).is_terminal
+    response = _job_response(st, job, status=200 if done.replayed or finished else 202)
+    response.headers["Location"] = url_for("jobs.get_job", job_id=job.id)
+    return response
+
+
+@bp.post("/batch")
+@require_scope("jobs:write")
+def create_batch() -> tuple[Response, int]:
+    st = state()
+    done = submit(st, principal(), read_body(request), batch=True,
+                  idempotency_key=request.headers.get("Idempotency-Key"))
+    with session_scope(st.engine) as session:
+        jobs = crud.get_jobs(session, tenant_id=principal().tenant_id, job_ids=[j.id for j in done.jobs])
+        out = BatchOut(jobs=[job_out(j, queue_position=crud.queue_position(session, job=j)) for j in jobs])
+    return jsonify(out.model_dump(mode="json")), 200 if done.replayed else 202
+
+
+@bp.get("")
+@require_scope("jobs:read")
+def list_jobs() -> Response:
+    args = request.args
+    limit = _int_arg("limit", default=50, low=1, high=200)
+    status = _status_arg(args.get("status"))
+    with session_scope(state().engine) as session:
+        jobs, cursor = crud.list_jobs(session, tenant_id=principal().tenant_id, status=status,
+                                      model=args.get("model"), external_id=args.get("external_id"),
+                                      limit=limit, cursor=args.get("cursor"))
+        out = JobList(jobs=[job_out(j, queue_position=crud.queue_position(session, job=j)) for j in jobs],
+                      next_cursor=cursor)
+    return jsonify(out.model_dump(mode="json"))
+
+
+@bp.get("/<job_id>")
+@require_scope("jobs:read")
+def get_job(job_id: str) -> Response:
+    st = state()
+    with session_scope(st.engine) as session:
+        job = crud.get_job(session, tenant_id=principal().tenant_id, job_id=job_id)
+    return _job_response(st, job, status=200)
+
+
+@bp.post("/<job_id>/cancel")
+@require_scope("jobs:write")
+def cancel_job(job_id: str) -> Response:
+    st = state()
+    with session_scope(st.engine) as session:
+        job = crud.get_job(session, tenant_id=principal().tenant_id, job_id=job_id)
+        crud.cancel_job(session, job=job)
+    return _job_response(st, job, status=200)
+
+
+@bp.delete("/<job_id>")
+@require_scope("jobs:write")
+def delete_job(job_id: str) -> tuple[str, int]:
+    with session_scope(state().engine) as session:
+        job = crud.get_job(session, tenant_id=principal().tenant_id, job_id=job_id)
+        crud.erase_job(session, job=job)
+    return "", 204
+
+
+def _job_response(st: ApiState, job: Job, *, status: int) -> Response:
+    with session_scope(st.engine) as session:
+        position = crud.queue_position(session, job=job)
+    response = jsonify(job_out(job, queue_position=position).model_dump(mode="json"))
+    response.status_code = status
+    return response
+
+
+def _prefer_wait(st: ApiState) -> float:
+    """Seconds asked for with `Prefer: wait=N`, capped at the limit; a malformed Prefer is ignored."""
+    match = _PREFER_WAIT.search(request.headers.get("Prefer", ""))
+    return min(int(match.group(1)), st.settings.max_wait_seconds) if match else 0.0
+
+
+def _wait_for(st: ApiState, job: Job, seconds: float) -> Job:
+    """Poll the row until the job is terminal or time runs out; back off so a long wait stays cheap."""
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while not JobStatus(job.status).is_terminal and time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.25)
+        with Session(st.engine) as session:
+            found = session.get(Job, job.id)
+        if found is None:
+            break
+        job = found
+    return job
+
+
+def _int_arg(name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise _bad_query(name, f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def _status_arg(raw: str | None) -> JobStatus | None:
+    if raw is None:
+        return None
+    try:
+        return JobStatus(raw)
+    except ValueError as exc:
+        raise _bad_query("status", f"status must be one of {', '.join(s.value for s in JobStatus)}") from exc
+
+
+def _bad_query(field: str, message: str) -> ValidationFailed:
+    from shared.errors import FieldError
+
+    return ValidationFailed(message, errors=[FieldError(field, message)])

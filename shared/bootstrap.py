@@ -1,0 +1,34 @@
+"""Creating the database and the demo tenant with its key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shared.db import init_db, make_engine, session_scope
+from shared.keys import ensure_api_key, ensure_tenant, generate_key
+from shared.settings import Settings
+
+DEMO_TENANT = "demo"
+DEMO_SCOPES = frozenset({"jobs:read", "jobs:write"})
+
+
+def demo_key(settings: Settings, key_file: Path) -> str:
+    """The demo tenant's key: MEDQ_DEMO_KEY if set, else one generated once and kept in `key_file` (mode 600)
+    so `make run` prints the same key every time."""
+    raw = settings.demo_key
+    if raw is None and key_file.exists():
+        raw = key_file.read_text().strip() or None
+    if raw is None:
+        raw = generate_key()
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(raw + "\n")
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+    with session_scope(engine) as session:
+        tenant = ensure_tenant(session, name=DEMO_TENANT)
+        ensure_api_key(session, tenant_id=tenant.id, raw_key=raw, scopes=DEMO_SCOPES)
+    engine.dispose()
+    return raw

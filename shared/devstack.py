@@ -1,0 +1,108 @@
+"""`medq dev` (what `make run` calls): Redis, the API under gunicorn, one worker and Flower, all on loopback,
+stopped together on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared import redis_server
+from shared.bootstrap import demo_key
+from shared.settings import PROJECT_ROOT, Settings, get_settings
+
+
+@dataclass
+class Stack:
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    redis: redis_server.PrivateRedis | None = None
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for name, proc in self.processes.items():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in time; killing it", file=sys.stderr)
+                proc.kill()
+        if self.redis is not None:
+            self.redis.stop()
+
+
+def _redis_url(settings: Settings, stack: Stack, var: Path) -> str:
+    if "MEDQ_REDIS_URL" in os.environ:
+        if redis_server.reachable(settings.redis_url):
+            return settings.redis_url
+        print(f"MEDQ_REDIS_URL={settings.redis_url} does not answer; starting a private redis-server")
+    stack.redis = redis_server.start_private_redis(var / "redis")
+    return stack.redis.url
+
+
+def _wait_ready(url: str, stack: Stack, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, proc in stack.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
+
+
+def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -> int:
+    var = PROJECT_ROOT / "var"
+    stack = Stack()
+    try:
+        settings = get_settings()
+        env = {**os.environ, "MEDQ_REDIS_URL": _redis_url(settings, stack, var)}
+        key = demo_key(get_settings(redis_url=env["MEDQ_REDIS_URL"]), var / "demo.key")
+        python = sys.executable
+        stack.processes["api"] = subprocess.Popen(
+            [python, "-m", "gunicorn", "api:create_app()", "--bind", f"{host}:{port}", "--workers", "2",
+             "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-"], env=env)
+        stack.processes["worker"] = subprocess.Popen([python, "-m", "worker"], env=env)
+        stack.processes["flower"] = subprocess.Popen(
+            [python, "-m", "shared.cli", "flower", "--port", str(flower_port), "--address", "127.0.0.1"], env=env)
+        _wait_ready(f"http://{host}:{port}/readyz", stack)
+        _banner(host, port, flower_port, key, env["MEDQ_REDIS_URL"])
+        while all(proc.poll() is None for proc in stack.processes.values()):
+            time.sleep(0.5)
+        print("a process exited; stopping the stack", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping medq…")
+        return 0
+    finally:
+        stack.stop()
+
+
+def _banner(host: str, port: int, flower_port: int, key: str, redis_url: str) -> None:
+    base = f"http://{host}:{port}"
+    print(f"""
+medq is up.
+  API      {base}        (ready: {base}/readyz)
+  Flower   http://127.0.0.1:{flower_port}
+  Redis    {redis_url}
+  Demo key {key}
+
+Try:
+  curl -s -X POST {base}/v1/jobs -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+       -H "Prefer: wait=10" \\
+       -d '{{"model": "disease-category", "input": {{"text": "Chest pain radiating to the left arm."}}}}'
+  curl -s {base}/v1/models -H "Authorization: Bearer {key}"
+
+Ctrl-C stops everything.
+""", flush=True)

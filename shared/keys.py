@@ -1,0 +1,83 @@
+"""Tenants and API keys. A key is shown once; only its SHA-256 is stored. Keys are 256-bit random, so a plain
+SHA-256 (not a slow password hash) is the right tool: there is nothing to brute-force."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from shared.models import ApiKey, Tenant, utcnow
+
+KEY_PREFIX = "mq_"
+ALL_SCOPES = frozenset({"jobs:read", "jobs:write", "admin"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id (the audit actor), its tenant and scopes."""
+
+    key_id: str
+    tenant_id: str
+    scopes: frozenset[str]
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def ensure_tenant(session: Session, *, name: str) -> Tenant:
+    tenant = session.exec(select(Tenant).where(Tenant.name == name)).first()
+    if tenant is None:
+        tenant = Tenant(name=name)
+        session.add(tenant)
+        session.flush()
+    return tenant
+
+
+def create_api_key(
+    session: Session, *, tenant_id: str, scopes: frozenset[str] = frozenset({"jobs:read", "jobs:write"}),
+    expires_at: datetime | None = None, raw_key: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Store a new key and return it with its clear text (the only time the clear text exists)."""
+    unknown = scopes - ALL_SCOPES
+    if unknown:
+        raise ValueError(f"unknown scopes: {sorted(unknown)}")
+    raw = raw_key or generate_key()
+    key = ApiKey(tenant_id=tenant_id, prefix=raw[:8], key_hash=hash_key(raw),
+                 scopes=" ".join(sorted(scopes)), expires_at=expires_at)
+    session.add(key)
+    session.flush()
+    return key, raw
+
+
+def ensure_api_key(session: Session, *, tenant_id: str, raw_key: str, scopes: frozenset[str]) -> ApiKey:
+    """The key with this clear text, created if missing (a fixed demo key from MEDQ_DEMO_KEY)."""
+    existing = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(raw_key))).first()
+    if existing is not None:
+        return existing
+    key, _ = create_api_key(session, tenant_id=tenant_id, scopes=scopes, raw_key=raw_key)
+    return key
+
+
+def authenticate(session: Session, *, raw_key: str) -> Principal | None:
+    """The principal for a clear-text key, or None if unknown, revoked or expired."""
+    digest = hash_key(raw_key)
+    key = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+    # The lookup is by digest, so timing reveals nothing about the key; compare_digest guards the equality.
+    if key is None or not hmac.compare_digest(key.key_hash, digest):
+        return None
+    now = utcnow()
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        return None
+    key.last_used_at = now
+    session.add(key)
+    return Principal(key_id=key.id, tenant_id=key.tenant_id, scopes=frozenset(key.scopes.split()))

@@ -1,0 +1,20 @@
+"""Queue and task names: the only coupling between the API (which enqueues by name) and the workers."""
+
+from __future__ import annotations
+
+from shared.status import Priority
+
+TASK_RUN_JOBS = "medq.run_jobs"
+
+QUEUE_BY_PRIORITY: dict[Priority, str] = {
+    Priority.STAT: "medq.stat",
+    Priority.URGENT: "medq.urgent",
+    Priority.ROUTINE: "medq.routine",
+}
+
+# Workers list the queues most urgent first.
+ALL_QUEUES: tuple[str, ...] = tuple(QUEUE_BY_PRIORITY[p] for p in Priority.by_urgency())
+
+
+def queue_for(priority: Priority) -> str:
+    return QUEUE_BY_PRIORITY[priority]

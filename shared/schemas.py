@@ -1,0 +1,129 @@
+"""Pydantic schemas of the HTTP contract (requests and responses). Responses are explicit: no internal field
+of a table reaches a client unless it is named here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.status import JobStatus, Priority
+
+EventType = Literal["job.succeeded", "job.failed", "job.canceled", "job.expired"]
+ImageMediaType = Literal["image/png", "image/jpeg", "application/dicom"]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e ]+$")]
+
+
+class _Strict(BaseModel):
+    # Unknown fields are refused: a misspelt "prioirty" should be a 422, not silently routine.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextInput(_Strict):
+    text: str = Field(min_length=1, description="The clinical text to classify.")
+
+
+class ImageInput(_Strict):
+    image_b64: str = Field(min_length=1, description="The image bytes, base64 encoded.")
+    media_type: ImageMediaType
+
+
+JobInput = TextInput | ImageInput
+
+
+class WebhookSpec(_Strict):
+    url: AnyHttpUrl
+    events: list[EventType] = Field(default_factory=list)
+
+
+class JobCreate(_Strict):
+    model: str = Field(min_length=1, max_length=100)
+    input: JobInput
+    external_id: ExternalId | None = None
+    priority: Priority = Priority.ROUTINE
+    webhook: WebhookSpec | None = None
+    max_queue_seconds: int | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    explain: bool = False
+
+
+class BatchItem(_Strict):
+    input: JobInput
+    external_id: ExternalId | None = None
+
+
+class BatchCreate(_Strict):
+    model: str = Field(min_length=1, max_length=100)
+    items: list[BatchItem] = Field(min_length=1)
+    priority: Priority = Priority.ROUTINE
+    webhook: WebhookSpec | None = None
+    max_queue_seconds: int | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    explain: bool = False
+
+
+class Score(BaseModel):
+    label: str
+    probability: float
+
+
+class JobResult(BaseModel):
+    label: str
+    scores: list[Score]
+    explanation: dict[str, Any] | None = None
+    indeterminate: bool = False
+    model: str
+    model_version: str
+    model_sha256: str
+
+
+class JobError(BaseModel):
+    type: str
+    detail: str
+
+
+class JobOut(BaseModel):
+    id: str
+    status: JobStatus
+    model: str
+    model_version: str
+    external_id: str | None
+    priority: Priority
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    queue_position: int | None
+    result: JobResult | None
+    error: JobError | None
+    data_removed: bool
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class BatchOut(BaseModel):
+    jobs: list[JobOut]
+
+
+class ModelCard(BaseModel):
+    intended_use: str = ""
+    training_data: str = ""
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    limitations: str = ""
+
+
+class ModelOut(BaseModel):
+    name: str
+    version: str
+    task: Literal["text-classification", "image-classification"]
+    labels: list[str]
+    sha256: str
+    limits: dict[str, Any]
+    card: ModelCard
+    abstain_band: tuple[float, float] | None = None
+    calibration: dict[str, Any] | None = None
+
+
+class ModelList(BaseModel):
+    models: list[ModelOut]

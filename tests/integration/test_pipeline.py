@@ -1,0 +1,95 @@
+"""API → Redis → Celery worker → database → poll, on real processes over real HTTP."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.images import b64, png_bytes
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+DISEASES = {"neoplasms", "digestive system diseases", "nervous system diseases", "cardiovascular diseases",
+            "general pathological conditions"}
+
+
+def poll(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
+
+
+def check_result(job: dict[str, Any], labels: set[str]) -> None:
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["label"] in labels and {s["label"] for s in result["scores"]} == labels
+    probs = [s["probability"] for s in result["scores"]]
+    assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-5
+    assert result["label"] == result["scores"][0]["label"]
+    assert job["started_at"] and job["finished_at"] and job["queue_position"] is None
+
+
+def test_text_job_is_classified(stack: Stack) -> None:
+    with stack.client() as client:
+        body = {"model": "disease-category", "external_id": "ACC-1",
+                "input": {"text": "Metastatic breast carcinoma with axillary lymph node involvement; "
+                                  "tumour resected and adjuvant chemotherapy started."}}
+        response = client.post("/v1/jobs", json=body)
+        assert response.status_code == 202, response.text
+        job = poll(client, response.json()["id"])
+    check_result(job, DISEASES)
+    assert job["result"]["label"] == "neoplasms"
+
+
+def test_png_job_is_classified(stack: Stack) -> None:
+    with stack.client() as client:
+        body = {"model": "pneumonia-xray", "input": {"image_b64": b64(png_bytes()), "media_type": "image/png"}}
+        response = client.post("/v1/jobs", json=body)
+        assert response.status_code == 202, response.text
+        check_result(poll(client, response.json()["id"]), {"normal", "pneumonia"})
+
+
+def test_prefer_wait_returns_the_finished_job(stack: Stack) -> None:
+    with stack.client() as client:
+        body = {"model": "disease-category", "input": {"text": "Ulcerative colitis flare with bloody diarrhoea."}}
+        response = client.post("/v1/jobs", json=body, headers={"Prefer": "wait=60"})
+    assert response.status_code == 200, response.text
+    check_result(response.json(), DISEASES)
+
+
+def test_batch_completes_in_item_order(stack: Stack) -> None:
+    items = [{"input": {"text": f"Patient {i}: epileptic seizures, EEG shows spikes."}, "external_id": f"B-{i}"}
+             for i in range(20)]
+    with stack.client() as client:
+        response = client.post("/v1/jobs/batch", json={"model": "disease-category", "items": items,
+                                                        "priority": "urgent"})
+        assert response.status_code == 202, response.text
+        jobs = [poll(client, j["id"]) for j in response.json()["jobs"]]
+    assert [j["external_id"] for j in jobs] == [f"B-{i}" for i in range(20)]
+    for job in jobs:
+        check_result(job, DISEASES)
+
+
+def test_a_broken_image_fails_with_a_reason_and_the_worker_carries_on(stack: Stack) -> None:
+    # Valid PNG header and size (so the API accepts it) but truncated pixel data: only decoding finds out.
+    data = png_bytes((64, 64), seed=3)
+    broken = data[: len(data) // 2]
+    with stack.client() as client:
+        response = client.post("/v1/jobs", json={"model": "pneumonia-xray",
+                                                 "input": {"image_b64": b64(broken), "media_type": "image/png"}})
+        if response.status_code == 422:  # Pillow's verify() caught it at the door: also a clear answer
+            assert response.json()["errors"]
+            return
+        job = poll(client, response.json()["id"])
+        assert job["status"] == "failed" and job["error"]["type"] == "invalid_input", job
+        after = client.post("/v1/jobs", json={"model": "pneumonia-xray",
+                                              "input": {"image_b64": b64(png_bytes()), "media_type": "image/png"}})
+        assert poll(client, after.json()["id"])["status"] == "succeeded"

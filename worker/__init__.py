@@ -1,0 +1,1 @@
+"""medq workers: the Celery app, thin tasks, the job service and the predictors."""

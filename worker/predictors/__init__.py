@@ -1,0 +1,1 @@
+"""Predictors: plain, typed, batched `prepare` + `predict`, with no Celery import."""
