@@ -9,6 +9,7 @@ from flask import Flask
 from api import health, jobs, models_bp, problems
 from api.enqueue import CeleryEnqueuer
 from api.state import ApiState, Enqueuer
+from shared.bootstrap import ensure_demo_key
 from shared.db import init_db, make_engine
 from shared.settings import Settings, get_settings
 
@@ -22,6 +23,8 @@ def create_app(settings: Settings | None = None, *, enqueuer: Enqueuer | None = 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     engine = make_engine(settings.database_url)
     init_db(engine)
+    if settings.demo_key:
+        ensure_demo_key(engine, settings.demo_key)
     st = ApiState(settings=settings, engine=engine, enqueuer=enqueuer or CeleryEnqueuer(settings))
     st.reload_specs()
     app.extensions["medq"] = st

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
+
 from shared.db import init_db, make_engine, session_scope
 from shared.keys import ensure_api_key, ensure_tenant, generate_key
 from shared.settings import Settings
@@ -27,8 +29,13 @@ def demo_key(settings: Settings, key_file: Path) -> str:
             fh.write(raw + "\n")
     engine = make_engine(settings.database_url)
     init_db(engine)
-    with session_scope(engine) as session:
-        tenant = ensure_tenant(session, name=DEMO_TENANT)
-        ensure_api_key(session, tenant_id=tenant.id, raw_key=raw, scopes=DEMO_SCOPES)
+    ensure_demo_key(engine, raw)
     engine.dispose()
     return raw
+
+
+def ensure_demo_key(engine: Engine, raw_key: str) -> None:
+    """The `demo` tenant with this key (MEDQ_DEMO_KEY), created if missing."""
+    with session_scope(engine) as session:
+        tenant = ensure_tenant(session, name=DEMO_TENANT)
+        ensure_api_key(session, tenant_id=tenant.id, raw_key=raw_key, scopes=DEMO_SCOPES)

@@ -65,17 +65,25 @@ def _wait_ready(url: str, stack: Stack, timeout: float = 120) -> None:
 def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -> int:
     var = PROJECT_ROOT / "var"
     stack = Stack()
+    # Explicit handlers: a shell may start us with SIGINT ignored, and SIGTERM should stop the stack too.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     try:
         settings = get_settings()
         env = {**os.environ, "MEDQ_REDIS_URL": _redis_url(settings, stack, var)}
         key = demo_key(get_settings(redis_url=env["MEDQ_REDIS_URL"]), var / "demo.key")
         python = sys.executable
-        stack.processes["api"] = subprocess.Popen(
+        # Own sessions: Ctrl-C reaches only this process, which then stops the children in order.
+
+        def spawn(args: list[str]) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(args, env=env, start_new_session=True)
+
+        stack.processes["worker"] = spawn([python, "-m", "worker"])
+        stack.processes["api"] = spawn(
             [python, "-m", "gunicorn", "api:create_app()", "--bind", f"{host}:{port}", "--workers", "2",
-             "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-"], env=env)
-        stack.processes["worker"] = subprocess.Popen([python, "-m", "worker"], env=env)
-        stack.processes["flower"] = subprocess.Popen(
-            [python, "-m", "shared.cli", "flower", "--port", str(flower_port), "--address", "127.0.0.1"], env=env)
+             "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-"])
+        stack.processes["flower"] = spawn(
+            [python, "-m", "shared.cli", "flower", "--port", str(flower_port), "--address", "127.0.0.1"])
         _wait_ready(f"http://{host}:{port}/readyz", stack)
         _banner(host, port, flower_port, key, env["MEDQ_REDIS_URL"])
         while all(proc.poll() is None for proc in stack.processes.values()):
@@ -87,6 +95,10 @@ def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -
         return 0
     finally:
         stack.stop()
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _banner(host: str, port: int, flower_port: int, key: str, redis_url: str) -> None:

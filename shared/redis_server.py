@@ -58,7 +58,8 @@ def start_private_redis(data_dir: Path, *, port: int | None = None, persist: boo
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
             "--appendonly", "yes" if persist else "no", "--appendfsync", "everysec",
             "--logfile", str(data_dir / "redis.log"), "--daemonize", "no"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own session: a Ctrl-C meant for the caller must not kill Redis before the workers have stopped.
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while not reachable(url, timeout=0.2):

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
+from shared import redis_server
 from shared.db import init_db, make_engine, session_scope
 from shared.keys import create_api_key, ensure_tenant
 from shared.settings import PROJECT_ROOT, Settings, get_settings
@@ -39,6 +40,18 @@ class RecordingEnqueuer:
 
     def ping(self) -> bool:
         return not self.fail
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """MEDQ_TEST_REDIS_URL if it answers, else a private redis-server (make test installs it when missing)."""
+    url = os.environ.get("MEDQ_TEST_REDIS_URL")
+    if url and redis_server.reachable(url):
+        yield url
+        return
+    server = redis_server.start_private_redis(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -20,18 +20,6 @@ from shared.settings import PROJECT_ROOT, get_settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """MEDQ_TEST_REDIS_URL if it answers, else a private redis-server (make test installs it when missing)."""
-    url = os.environ.get("MEDQ_TEST_REDIS_URL")
-    if url and redis_server.reachable(url):
-        yield url
-        return
-    server = redis_server.start_private_redis(tmp_path_factory.mktemp("redis"))
-    yield server.url
-    server.stop()
-
-
 @dataclass
 class Stack:
     base_url: str
