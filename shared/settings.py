@@ -36,7 +36,14 @@ class Settings(BaseSettings):
 
     # Worker.
     device: Literal["cpu", "cuda", "auto"] = "auto"
-    worker_concurrency: int = Field(default=4, gt=0)
+    # Messages a worker holds at once. Single-item jobs can only fill a batch of B if at least B messages are
+    # in flight, so keep worker_concurrency >= batch_max_size (threads only wait on futures; they are cheap).
+    worker_concurrency: int = Field(default=32, gt=0)
+    batch_max_size: int = Field(default=32, gt=0)
+    batch_max_wait_ms: float = Field(default=5.0, ge=0)
+    batch_stat_max_wait_ms: float = Field(default=1.0, ge=0)
+    # Padded tokens per text batch (items x longest item): bounds activation memory and CPU latency.
+    batch_token_budget: int = Field(default=8192, gt=0)
     preload_models: bool = True
     log_level: str = "INFO"
 

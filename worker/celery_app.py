@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 from shared.db import init_db, make_engine
 from shared.queues import QUEUE_BY_PRIORITY
 from shared.settings import Settings
 from shared.status import Priority
+from worker.engine import InferenceEngine
 from worker.registry import Registry
 from worker.service import Runtime
 
@@ -62,13 +63,24 @@ def runtime_for(app: Celery) -> Runtime:
             settings: Settings = app.conf.medq_settings
             engine = make_engine(settings.database_url)
             init_db(engine)
-            runtime = Runtime(settings=settings, engine=engine, registry=Registry(settings))
+            inference = InferenceEngine(Registry(settings), settings)
+            runtime = Runtime(settings=settings, engine=engine, inference=inference)
             app.medq_runtime = runtime
         return runtime
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _preload(sender: object = None, **_: object) -> None:
+    """Load and warm every model before the first job, so the first patients do not pay for it."""
     app = getattr(sender, "app", None)
     if app is not None and app.conf.get("medq_settings") and app.conf.medq_settings.preload_models:
-        runtime_for(app).registry.preload()
+        runtime_for(app).inference.warmup()
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _drain(sender: object = None, **_: object) -> None:
+    """Celery has let its task threads finish; stop the inference threads after what they hold."""
+    app = getattr(sender, "app", None)
+    runtime: Runtime | None = getattr(app, "medq_runtime", None)
+    if runtime is not None:
+        runtime.inference.close()

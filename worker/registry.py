@@ -42,13 +42,6 @@ class Registry:
                 self._loaded[name] = self._load(name)
             return self._loaded[name]
 
-    def preload(self) -> None:
-        for name in self.specs:
-            try:
-                self.get(name)
-            except ModelUnavailable as exc:
-                log.error("model %s not loaded: %s", name, exc)
-
     def _load(self, name: str) -> Predictor:
         spec = self.specs.get(name)
         if spec is None:

@@ -1,22 +1,26 @@
-"""Running jobs: plain functions the Celery task calls with ids. Claim → prepare each input (a bad input fails
-alone) → one batched forward per model → store each result once."""
+"""Running jobs: plain functions the Celery task calls with ids. Claim → prepare each input in the caller's
+thread (a bad input fails alone) → submit to the model's batcher, where items from many messages share one
+forward pass → store each result once."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from shared.db import session_scope
-from shared.errors import InvalidInput, ModelUnavailable, PredictionFailed
+from shared.errors import InvalidInput, JobFailure, ModelUnavailable, PredictionFailed
 from shared.models import Job
 from shared.settings import Settings
+from shared.status import Priority
 from shared.worker_store import claim_jobs, release_jobs, store_failure, store_success
+from worker.batching import BatcherClosed, BatchFailed
+from worker.engine import InferenceEngine, Served
 from worker.predictors.base import Predictor, build_result
-from worker.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -27,61 +31,87 @@ class Runtime:
 
     settings: Settings
     engine: Engine
-    registry: Registry
+    inference: InferenceEngine
     max_attempts: int = 3
 
 
 def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool) -> None:
-    """Run what is runnable among `job_ids`. On a batch-level failure the jobs go back to `queued` and
+    """Run what is runnable among `job_ids`. Jobs whose batch failed as a whole go back to `queued` and
     PredictionFailed is raised for the caller to retry — unless this is the final attempt, when they fail."""
     with session_scope(runtime.engine) as session:
         jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts)
     by_model: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         by_model[job.model].append(job)
-    for model, group in by_model.items():
-        _run_group(model, group, runtime=runtime, final_attempt=final_attempt)
+    pending = [_submit_group(model, group, runtime) for model, group in by_model.items()]
+    retry: list[Job] = []
+    for predictor, submitted in pending:
+        retry += _collect(predictor, submitted, runtime)
+    if not retry:
+        return
+    if final_attempt:
+        _fail(runtime, retry, PredictionFailed.job_error_type, "the model failed on every attempt")
+        return
+    with session_scope(runtime.engine) as session:
+        release_jobs(session, job_ids=[j.id for j in retry])
+    raise PredictionFailed(f"{len(retry)} job(s) put back in the queue after a batch failure")
 
 
-def _run_group(model: str, jobs: list[Job], *, runtime: Runtime, final_attempt: bool) -> None:
+Submitted = list[tuple[Job, "Future[Served]"]]
+
+
+def _submit_group(model: str, jobs: list[Job], runtime: Runtime) -> tuple[Predictor | None, Submitted]:
     try:
-        predictor = runtime.registry.get(model)
+        batcher = runtime.inference.batcher(model)
+        predictor = runtime.inference.registry.get(model)
     except ModelUnavailable as exc:
         _fail(runtime, jobs, exc.job_error_type, exc.detail)
-        return
-    ready, prepared = _prepare(predictor, jobs, runtime)
-    if not ready:
-        return
-    try:
-        probabilities = predictor.predict(prepared)
-        if len(probabilities) != len(prepared):
-            raise PredictionFailed(f"model returned {len(probabilities)} outputs for {len(prepared)} inputs")
-    except Exception as exc:
-        log.exception("batch of %d %s job(s) failed", len(ready), model)
-        if final_attempt:
-            _fail(runtime, ready, PredictionFailed.job_error_type, f"the model failed: {exc}")
-            return
-        with session_scope(runtime.engine) as session:
-            release_jobs(session, job_ids=[j.id for j in ready])
-        raise PredictionFailed(str(exc)) from exc
-    with session_scope(runtime.engine) as session:
-        for job, probs in zip(ready, probabilities, strict=True):
-            store_success(session, job_id=job.id, result=build_result(predictor.spec, probs))
-    log.info("stored %d %s result(s)", len(ready), model)
-
-
-def _prepare(predictor: Predictor, jobs: list[Job], runtime: Runtime) -> tuple[list[Job], list[Any]]:
-    ready: list[Job] = []
-    prepared: list[Any] = []
+        return None, []
+    submitted: Submitted = []
     for job in jobs:
         try:
             if job.input_data is None:
                 raise InvalidInput("the job's input was removed")
-            prepared.append(predictor.prepare(job.input_data, job.input_media_type))
-            ready.append(job)
+            item = predictor.prepare(job.input_data, job.input_media_type)
+            submitted.append((job, batcher.submit(item, priority=Priority(job.priority).rank)))
         except InvalidInput as exc:
             _fail(runtime, [job], exc.job_error_type, exc.detail)
-    return ready, prepared
+        except BatcherClosed:
+            submitted.append((job, _failed_future(BatchFailed("the worker is shutting down"))))
+    return predictor, submitted
+
+
+def _collect(predictor: Predictor | None, submitted: Submitted, runtime: Runtime) -> list[Job]:
+    """Store what each future gave; return the jobs to retry."""
+    retry: list[Job] = []
+    outcomes: list[tuple[Job, dict[str, Any] | JobFailure]] = []
+    for job, future in submitted:
+        try:
+            served = future.result()
+        except BatchFailed as exc:
+            log.warning("job %s: batch failed: %s", job.id, exc)
+            retry.append(job)
+            continue
+        except JobFailure as exc:
+            outcomes.append((job, exc))
+            continue
+        assert predictor is not None
+        result = build_result(predictor.spec, served.probabilities)
+        result["batch"] = {"id": served.batch_id, "size": served.batch_size}
+        outcomes.append((job, result))
+    _store(runtime, outcomes)
+    return retry
+
+
+def _store(runtime: Runtime, outcomes: list[tuple[Job, dict[str, Any] | JobFailure]]) -> None:
+    if not outcomes:
+        return
+    with session_scope(runtime.engine) as session:
+        for job, outcome in outcomes:
+            if isinstance(outcome, JobFailure):
+                store_failure(session, job_id=job.id, error_type=outcome.job_error_type, detail=outcome.detail)
+            else:
+                store_success(session, job_id=job.id, result=outcome)
 
 
 def _fail(runtime: Runtime, jobs: list[Job], error_type: str, detail: str) -> None:
@@ -89,3 +119,9 @@ def _fail(runtime: Runtime, jobs: list[Job], error_type: str, detail: str) -> No
         for job in jobs:
             store_failure(session, job_id=job.id, error_type=error_type, detail=detail)
     log.warning("%d job(s) failed: %s", len(jobs), error_type)
+
+
+def _failed_future(exc: Exception) -> Future[Served]:
+    future: Future[Served] = Future()
+    future.set_exception(exc)
+    return future

@@ -68,7 +68,7 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     root = tmp_path_factory.mktemp("stack")
     port = redis_server.free_port()
     env = {**os.environ, "MEDQ_DATABASE_URL": f"sqlite:///{root / 'medq.db'}", "MEDQ_REDIS_URL": redis_url,
-           "MEDQ_DEVICE": "cpu", "MEDQ_WORKER_CONCURRENCY": "4", "MEDQ_DEMO_KEY": "mq_integration_test_key",
+           "MEDQ_DEVICE": "cpu", "MEDQ_DEMO_KEY": "mq_integration_test_key",
            "PYTHONUNBUFFERED": "1"}
     key = demo_key(get_settings(database_url=env["MEDQ_DATABASE_URL"], demo_key=env["MEDQ_DEMO_KEY"]),
                    root / "demo.key")

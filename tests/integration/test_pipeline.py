@@ -93,3 +93,25 @@ def test_a_broken_image_fails_with_a_reason_and_the_worker_carries_on(stack: Sta
         after = client.post("/v1/jobs", json={"model": "pneumonia-xray",
                                               "input": {"image_b64": b64(png_bytes()), "media_type": "image/png"}})
         assert poll(client, after.json()["id"])["status"] == "succeeded"
+
+
+def test_concurrent_single_jobs_share_forward_passes(stack: Stack) -> None:
+    """24 single-item jobs submitted at once, each its own Celery message, are served by fewer forward calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlmodel import Session, col, create_engine, select
+
+    from shared.models import Job
+
+    n = 24
+    body = {"model": "disease-category", "input": {"text": "Acute pancreatitis with elevated lipase."}}
+    with stack.client() as client, ThreadPoolExecutor(n) as pool:
+        responses = list(pool.map(lambda _: client.post("/v1/jobs", json=body), range(n)))
+        ids = [r.json()["id"] for r in responses]
+        jobs = [poll(client, job_id) for job_id in ids]
+    assert all(job["status"] == "succeeded" for job in jobs)
+    engine = create_engine(stack.env["MEDQ_DATABASE_URL"])
+    with Session(engine) as session:
+        rows = session.exec(select(Job).where(col(Job.id).in_(ids))).all()
+    batches = {row.result["batch"]["id"] for row in rows if row.result}
+    assert len(rows) == n and len(batches) < n, f"{len(batches)} forward calls for {n} jobs"

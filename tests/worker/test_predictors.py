@@ -36,7 +36,7 @@ def test_text_batch_gives_one_distribution_per_item() -> None:
     texts = ["Glioblastoma multiforme resected; adjuvant temozolomide.",
              "Crohn's disease of the terminal ileum with stricture.",
              "x"]
-    probs = text_predictor().predict(texts)
+    probs = text_predictor().predict([text_predictor().prepare(t.encode(), None) for t in texts])
     assert len(probs) == 3
     for row in probs:
         assert len(row) == 5 and abs(sum(row) - 1) < 1e-5 and min(row) >= 0
@@ -44,9 +44,21 @@ def test_text_batch_gives_one_distribution_per_item() -> None:
 
 def test_text_batching_does_not_change_answers() -> None:
     texts = ["Migraine with aura and photophobia.", "Colorectal adenocarcinoma staging " * 30]
-    together = text_predictor().predict(texts)
-    alone = [text_predictor().predict([t])[0] for t in texts]
+    ids = [text_predictor().prepare(t.encode(), None) for t in texts]
+    together = text_predictor().predict(ids)
+    alone = [text_predictor().predict([i])[0] for i in ids]
     assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_text_prepare_truncates_to_max_length_and_sizes_by_tokens() -> None:
+    ids = text_predictor().prepare(("word " * 1000).encode(), None)
+    assert len(ids) == text_predictor().max_length == text_predictor().size_of(ids)
+
+
+def test_warmup_batches_cover_every_length_bucket() -> None:
+    batches = text_predictor().warmup_batches(4)
+    assert {len(b[0]) for b in batches} == {16, 64, 128, 256} and {len(b) for b in batches} == {1, 4}
+    assert all(len(p) == 2 for p in image_predictor().predict(image_predictor().warmup_batches(3)[1]))
 
 
 def test_text_prepare_refuses_empty_or_non_utf8() -> None:

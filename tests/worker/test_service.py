@@ -17,6 +17,7 @@ from shared.models import Job
 from shared.settings import PROJECT_ROOT, Settings
 from shared.status import JobStatus, Priority
 from tests.images import png_bytes
+from worker.engine import InferenceEngine
 from worker.registry import Registry
 from worker.service import Runtime, process_jobs
 
@@ -26,6 +27,10 @@ def registry() -> Registry:
     from shared.settings import get_settings
 
     return Registry(get_settings(device="cpu", model_dir=PROJECT_ROOT / "models"))
+
+
+def _runtime(settings: Settings, engine: Engine, registry: Registry) -> Runtime:
+    return Runtime(settings=settings, engine=engine, inference=InferenceEngine(registry, settings))
 
 
 def _submit(engine: Engine, model: str, inputs: list[tuple[str, bytes]]) -> list[str]:
@@ -46,7 +51,7 @@ def _get(engine: Engine, job_id: str) -> Job:
 
 
 def test_text_and_image_jobs_succeed_in_one_call(engine: Engine, settings: Settings, registry: Registry) -> None:
-    runtime = Runtime(settings=settings, engine=engine, registry=registry)
+    runtime = _runtime(settings, engine, registry)
     ids = _submit(engine, "disease-category", [("text", b"Parkinson disease tremor and rigidity.")] * 2)
     ids += _submit(engine, "pneumonia-xray", [("image", png_bytes())])
     process_jobs(ids, runtime=runtime, final_attempt=False)
@@ -58,7 +63,7 @@ def test_text_and_image_jobs_succeed_in_one_call(engine: Engine, settings: Setti
 
 
 def test_a_bad_input_fails_alone(engine: Engine, settings: Settings, registry: Registry) -> None:
-    runtime = Runtime(settings=settings, engine=engine, registry=registry)
+    runtime = _runtime(settings, engine, registry)
     good, bad = _submit(engine, "pneumonia-xray", [("image", png_bytes()), ("image", b"\x89PNG broken")])
     process_jobs([good, bad], runtime=runtime, final_attempt=False)
     assert _get(engine, good).status == JobStatus.SUCCEEDED
@@ -67,7 +72,7 @@ def test_a_bad_input_fails_alone(engine: Engine, settings: Settings, registry: R
 
 
 def test_unknown_model_fails_the_job_clearly(engine: Engine, settings: Settings, registry: Registry) -> None:
-    runtime = Runtime(settings=settings, engine=engine, registry=registry)
+    runtime = _runtime(settings, engine, registry)
     (job_id,) = _submit(engine, "retired-model", [("text", b"x")])
     process_jobs([job_id], runtime=runtime, final_attempt=False)
     job = _get(engine, job_id)
@@ -79,8 +84,7 @@ def test_digest_mismatch_refuses_to_load(engine: Engine, settings: Settings, tmp
     with (tmp_path / "pneumonia-xray" / "model.safetensors").open("r+b") as fh:
         fh.seek(-4, 2)
         fh.write(b"\x00\x00\x00\x01")
-    runtime = Runtime(settings=settings, engine=engine, registry=Registry(settings.model_copy(
-        update={"model_dir": tmp_path})))
+    runtime = _runtime(settings, engine, Registry(settings.model_copy(update={"model_dir": tmp_path})))
     (job_id,) = _submit(engine, "pneumonia-xray", [("image", png_bytes())])
     process_jobs([job_id], runtime=runtime, final_attempt=False)
     job = _get(engine, job_id)
@@ -90,6 +94,9 @@ def test_digest_mismatch_refuses_to_load(engine: Engine, settings: Settings, tmp
 class _Exploding:
     def __init__(self, spec: object) -> None:
         self.spec = spec
+
+    def size_of(self, item: bytes) -> int:
+        return 1
 
     def prepare(self, data: bytes, media_type: str | None) -> bytes:
         return data
@@ -102,7 +109,7 @@ def test_batch_failure_requeues_then_fails_on_the_final_attempt(engine: Engine, 
                                                                registry: Registry) -> None:
     local = Registry(settings)
     local._loaded["disease-category"] = _Exploding(registry.specs["disease-category"])  # type: ignore[assignment]
-    runtime = Runtime(settings=settings, engine=engine, registry=local)
+    runtime = _runtime(settings, engine, local)
     ids = _submit(engine, "disease-category", [("text", b"a"), ("text", b"b")])
     with pytest.raises(PredictionFailed):
         process_jobs(ids, runtime=runtime, final_attempt=False)

@@ -17,8 +17,14 @@ class Predictor(Protocol):
     def prepare(self, data: bytes, media_type: str | None) -> Any:
         """Decode one job's stored input; raise InvalidInput if it cannot be used."""
 
+    def size_of(self, item: Any) -> int:
+        """The item's cost for the batcher's budget: tokens for text, 1 for an image."""
+
     def predict(self, items: Sequence[Any]) -> list[list[float]]:
         """Calibrated class probabilities for each prepared item, in the order of `spec.labels`."""
+
+    def warmup_batches(self, max_batch_size: int) -> list[list[Any]]:
+        """Dummy prepared batches covering the shapes the model will see."""
 
 
 def pick_device(setting: str) -> torch.device:

@@ -43,6 +43,13 @@ class ImagePredictor:
     def prepare(self, data: bytes, media_type: str | None) -> FloatImage:
         return preprocess(data, size=self._size, mean=self._mean, std=self._std, max_pixels=self._max_pixels)
 
+    def size_of(self, item: FloatImage) -> int:
+        return 1
+
+    def warmup_batches(self, max_batch_size: int) -> list[list[FloatImage]]:
+        blank = np.zeros((self._size, self._size), dtype=np.float32)
+        return [[blank] * size for size in (1, max_batch_size)]
+
     def predict(self, items: Sequence[FloatImage]) -> list[list[float]]:
         if not items:
             return []

@@ -7,6 +7,7 @@ import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 from safetensors.torch import load_file
@@ -86,21 +87,31 @@ class TextPredictor:
         head.load_state_dict({"weight": weight, "bias": bias})
         return head
 
-    def prepare(self, data: bytes, media_type: str | None) -> str:
+    def prepare(self, data: bytes, media_type: str | None) -> list[int]:
+        """Token ids, truncated to max_length: tokenising here (in the caller's thread) keeps the inference
+        thread on the forward pass and tells the batcher each item's length."""
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInput("the stored text is not UTF-8") from exc
         if not text.strip():
             raise InvalidInput("the text is empty")
-        return text
+        ids: list[int] = self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"]
+        return ids
 
-    def predict(self, items: Sequence[str]) -> list[list[float]]:
+    def size_of(self, item: list[int]) -> int:
+        return len(item)
+
+    def warmup_batches(self, max_batch_size: int) -> list[list[list[int]]]:
+        filler = cast(int, self.tokenizer.convert_tokens_to_ids("the"))
+        buckets = [n for n in (16, 64, 128, 256, 512) if n <= self.max_length] or [self.max_length]
+        return [[[filler] * length] * size for length in buckets for size in (1, max_batch_size)]
+
+    def predict(self, items: Sequence[list[int]]) -> list[list[float]]:
         if not items:
             return []
         # Dynamic padding: pad to the longest item of this batch, not to max_length.
-        batch = self.tokenizer(list(items), padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt").to(self.device)
+        batch = self.tokenizer.pad({"input_ids": list(items)}, padding=True, return_tensors="pt").to(self.device)
         with self._lock, torch.inference_mode():
             logits = self._logits(batch["input_ids"], batch["attention_mask"])
         return calibrated_probabilities(logits, self.spec.temperature)

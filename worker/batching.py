@@ -1,0 +1,182 @@
+"""A dynamic batcher: plain typed Python, no Celery.
+
+Callers (Celery task threads) `submit` items and wait on the returned futures. One inference thread per model
+takes what is ready — most urgent first, oldest first within a priority — up to `max_batch_size` items and a
+padded-token budget, waits at most `max_wait_ms` for the batch to fill (`stat_max_wait_ms` when a stat item is
+waiting), sorts the batch by length so padding is small, runs `predict` and resolves each future.
+
+Contract of `predict(inputs) -> outputs`: `len(outputs) == len(inputs)`; an output that is an `Exception`
+fails that item alone; an exception raised by `predict` fails every item of the batch with `BatchFailed`
+(the caller may retry them).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+I = TypeVar("I")  # noqa: E741
+O = TypeVar("O")  # noqa: E741
+
+
+class BatchFailed(Exception):
+    """`predict` raised for the whole batch; the item itself may be fine."""
+
+
+class BatcherClosed(Exception):
+    """The batcher no longer accepts items (the worker is shutting down)."""
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    stat_max_wait_ms: float = 1.0
+    # Padded cost of a batch: len(batch) x its longest item. None: no budget (images).
+    token_budget: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one forward call looked like, for metrics and tests."""
+
+    size: int
+    padded_tokens: int
+    real_tokens: int
+    seconds: float
+
+
+@dataclass(order=True)
+class _Entry(Generic[I, O]):
+    priority: int
+    seq: int
+    value: I = field(compare=False)
+    size: int = field(compare=False)
+    future: Future[O] = field(compare=False)
+    enqueued_at: float = field(compare=False)
+
+
+class Batcher(Generic[I, O]):
+    def __init__(self, predict: Callable[[list[I]], Sequence[O | Exception]], policy: BatchPolicy, *,
+                 size_of: Callable[[I], int] = lambda _: 1, name: str = "batcher",
+                 on_batch: Callable[[BatchStats], None] | None = None) -> None:
+        self._predict = predict
+        self.policy = policy
+        self._size_of = size_of
+        self._on_batch = on_batch
+        self._heap: list[_Entry[I, O]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=f"{name}-inference", daemon=True)
+        self._thread.start()
+
+    def submit(self, value: I, *, priority: int = 2) -> Future[O]:
+        """Queue one item; priority 0 (stat) runs before 1 (urgent) before 2 (routine)."""
+        future: Future[O] = Future()
+        entry = _Entry(priority, next(self._seq), value, self._size_of(value), future, time.monotonic())
+        with self._cond:
+            if self._closed:
+                raise BatcherClosed("the batcher is closed")
+            heapq.heappush(self._heap, entry)
+            self._cond.notify_all()
+        return future
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop accepting items, run what is already queued, and stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _next_batch(self) -> list[_Entry[I, O]] | None:
+        with self._cond:
+            while not self._heap:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            deadline = self._fill_deadline()
+            while not self._closed and not self._full():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+                deadline = min(deadline, self._fill_deadline())
+            return self._take()
+
+    def _fill_deadline(self) -> float:
+        """Wait measured from the oldest waiting item, shorter when a stat item is among them."""
+        oldest = min(entry.enqueued_at for entry in self._heap)
+        wait = self.policy.stat_max_wait_ms if self._heap[0].priority == 0 else self.policy.max_wait_ms
+        return oldest + wait / 1000.0
+
+    def _full(self) -> bool:
+        if len(self._heap) >= self.policy.max_batch_size:
+            return True
+        budget = self.policy.token_budget
+        if budget is None:
+            return False
+        longest = max(entry.size for entry in self._heap)
+        return len(self._heap) * longest >= budget
+
+    def _take(self) -> list[_Entry[I, O]]:
+        """Pop the most urgent items that fit the size and token budget (always at least one)."""
+        batch: list[_Entry[I, O]] = []
+        longest = 0
+        budget = self.policy.token_budget
+        while self._heap and len(batch) < self.policy.max_batch_size:
+            candidate = self._heap[0]
+            grown = max(longest, candidate.size)
+            if batch and budget is not None and (len(batch) + 1) * grown > budget:
+                break
+            batch.append(heapq.heappop(self._heap))
+            longest = grown
+        return batch
+
+    def _run(self, batch: list[_Entry[I, O]]) -> None:
+        batch.sort(key=lambda entry: entry.size)  # neighbours of similar length pad less
+        live = [entry for entry in batch if entry.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        started = time.perf_counter()
+        try:
+            outputs = self._predict([entry.value for entry in live])
+            if len(outputs) != len(live):
+                raise BatchFailed(f"predict returned {len(outputs)} outputs for {len(live)} inputs")
+        except Exception as exc:
+            failure = exc if isinstance(exc, BatchFailed) else BatchFailed(f"{type(exc).__name__}: {exc}")
+            failure.__cause__ = exc
+            for entry in live:
+                entry.future.set_exception(failure)
+            return
+        self._report(live, time.perf_counter() - started)
+        for entry, output in zip(live, outputs, strict=True):
+            if isinstance(output, Exception):
+                entry.future.set_exception(output)
+            else:
+                entry.future.set_result(output)
+
+    def _report(self, live: list[_Entry[I, O]], seconds: float) -> None:
+        if self._on_batch is None:
+            return
+        sizes = [entry.size for entry in live]
+        self._on_batch(BatchStats(size=len(live), padded_tokens=len(live) * max(sizes),
+                                  real_tokens=sum(sizes), seconds=seconds))

@@ -1,0 +1,104 @@
+"""One batcher per loaded model: the bridge between the job service and the batching queue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import ModelUnavailable
+from shared.settings import Settings
+from worker.batching import Batcher, BatchPolicy, BatchStats
+from worker.predictors.base import Predictor
+from worker.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Served:
+    """One item's output and the forward call (batch) that produced it."""
+
+    probabilities: list[float]
+    batch_id: str
+    batch_size: int
+
+
+@dataclass
+class EngineStats:
+    batches: int = 0
+    items: int = 0
+    padded_tokens: int = 0
+    real_tokens: int = 0
+    forward_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, stats: BatchStats) -> None:
+        with self._lock:
+            self.batches += 1
+            self.items += stats.size
+            self.padded_tokens += stats.padded_tokens
+            self.real_tokens += stats.real_tokens
+            self.forward_seconds += stats.seconds
+
+
+def policy_for(predictor: Predictor, settings: Settings) -> BatchPolicy:
+    is_text = predictor.spec.task == "text-classification"
+    return BatchPolicy(max_batch_size=settings.batch_max_size, max_wait_ms=settings.batch_max_wait_ms,
+                       stat_max_wait_ms=settings.batch_stat_max_wait_ms,
+                       token_budget=settings.batch_token_budget if is_text else None)
+
+
+def _served(predictor: Predictor) -> Any:
+    def predict(items: list[Any]) -> Sequence[Served]:
+        batch_id = str(uuid.uuid4())
+        outputs = predictor.predict(items)
+        return [Served(p, batch_id, len(items)) for p in outputs]
+
+    return predict
+
+
+class InferenceEngine:
+    """Lazily builds a Batcher for each model the registry can load."""
+
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.stats = EngineStats()
+        self._batchers: dict[str, Batcher[Any, Served]] = {}
+        self._lock = threading.Lock()
+
+    def batcher(self, model: str) -> Batcher[Any, Served]:
+        with self._lock:
+            if model not in self._batchers:
+                predictor = self.registry.get(model)
+                self._batchers[model] = Batcher(_served(predictor), policy_for(predictor, self.settings),
+                                                size_of=predictor.size_of, name=model, on_batch=self._record)
+            return self._batchers[model]
+
+    def warmup(self) -> None:
+        """Load every model and run one forward per shape bucket, so kernels and allocations are ready."""
+        for name in self.registry.specs:
+            try:
+                predictor = self.registry.get(name)
+            except ModelUnavailable as exc:
+                log.error("model %s not loaded: %s", name, exc)
+                continue
+            for batch in predictor.warmup_batches(self.settings.batch_max_size):
+                predictor.predict(batch)
+            log.info("model %s warmed up", name)
+
+    def _record(self, stats: BatchStats) -> None:
+        self.stats.record(stats)
+        log.debug("forward: %d items, %d/%d padded tokens, %.1f ms", stats.size, stats.real_tokens,
+                  stats.padded_tokens, stats.seconds * 1000)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Run what is queued, then stop every inference thread."""
+        with self._lock:
+            batchers = list(self._batchers.values())
+        for batcher in batchers:
+            batcher.close(timeout)
