@@ -11,6 +11,7 @@ from api.enqueue import CeleryEnqueuer
 from api.state import ApiState, Enqueuer
 from shared.bootstrap import ensure_demo_key
 from shared.db import init_db, make_engine
+from shared.notify import Waiter
 from shared.settings import Settings, get_settings
 
 
@@ -25,7 +26,8 @@ def create_app(settings: Settings | None = None, *, enqueuer: Enqueuer | None = 
     init_db(engine)
     if settings.demo_key:
         ensure_demo_key(engine, settings.demo_key)
-    st = ApiState(settings=settings, engine=engine, enqueuer=enqueuer or CeleryEnqueuer(settings))
+    st = ApiState(settings=settings, engine=engine, enqueuer=enqueuer or CeleryEnqueuer(settings),
+                  waiter=Waiter(settings.redis_url))
     st.reload_specs()
     app.extensions["medq"] = st
     problems.register(app)

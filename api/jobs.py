@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlmodel import Session
@@ -108,18 +107,20 @@ def _prefer_wait(st: ApiState) -> float:
 
 
 def _wait_for(st: ApiState, job: Job, seconds: float) -> Job:
-    """Poll the row until the job is terminal or time runs out; back off so a long wait stays cheap."""
-    deadline = time.monotonic() + seconds
-    delay = 0.02
-    while not JobStatus(job.status).is_terminal and time.monotonic() < deadline:
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.25)
+    """Hold the request until the job is terminal (woken by the worker's notification) or time runs out."""
+    if seconds <= 0 or st.waiter is None or JobStatus(job.status).is_terminal:
+        return job
+    latest = [job]
+
+    def is_done() -> bool:
         with Session(st.engine) as session:
             found = session.get(Job, job.id)
-        if found is None:
-            break
-        job = found
-    return job
+        if found is not None:
+            latest[0] = found
+        return found is None or JobStatus(latest[0].status).is_terminal
+
+    st.waiter.wait(job.id, seconds, is_done)
+    return latest[0]
 
 
 def _int_arg(name: str, *, default: int, low: int, high: int) -> int:

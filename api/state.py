@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy.engine import Engine
 
 from shared.modelspec import ModelSpec, discover
+from shared.notify import Waiter
 from shared.settings import Settings
 from shared.status import Priority
 
@@ -27,6 +28,7 @@ class ApiState:
     engine: Engine
     enqueuer: Enqueuer
     specs: dict[str, ModelSpec] = field(default_factory=dict)
+    waiter: Waiter | None = None
 
     def reload_specs(self) -> None:
         self.specs = discover(self.settings.model_dir)

@@ -8,12 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import redis_server
 from shared.bootstrap import demo_key
+from shared.localstack import wait_http
 from shared.settings import PROJECT_ROOT, Settings, get_settings
 
 
@@ -46,22 +46,6 @@ def _redis_url(settings: Settings, stack: Stack, var: Path) -> str:
     return stack.redis.url
 
 
-def _wait_ready(url: str, stack: Stack, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, proc in stack.processes.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
-
-
 def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -> int:
     var = PROJECT_ROOT / "var"
     stack = Stack()
@@ -84,7 +68,7 @@ def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -
              "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-"])
         stack.processes["flower"] = spawn(
             [python, "-m", "shared.cli", "flower", "--port", str(flower_port), "--address", "127.0.0.1"])
-        _wait_ready(f"http://{host}:{port}/readyz", stack)
+        wait_http(f"http://{host}:{port}/readyz", list(stack.processes.values()))
         _banner(host, port, flower_port, key, env["MEDQ_REDIS_URL"])
         while all(proc.poll() is None for proc in stack.processes.values()):
             time.sleep(0.5)

@@ -17,7 +17,8 @@ from shared.schemas import ModelCard, ModelOut
 log = logging.getLogger(__name__)
 
 Task = Literal["text-classification", "image-classification"]
-Architecture = Literal["encoder-linear-head", "hf-sequence-classification", "small-cnn"]
+# "noop" answers uniform probabilities without computing: for measuring the queue itself (bench, load tests).
+Architecture = Literal["encoder-linear-head", "hf-sequence-classification", "small-cnn", "noop"]
 
 
 class ModelSpec(BaseModel):

@@ -15,6 +15,7 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
 from shared.db import init_db, make_engine
+from shared.notify import Publisher
 from shared.queues import QUEUE_BY_PRIORITY
 from shared.settings import Settings
 from shared.status import Priority
@@ -64,7 +65,8 @@ def runtime_for(app: Celery) -> Runtime:
             engine = make_engine(settings.database_url)
             init_db(engine)
             inference = InferenceEngine(Registry(settings), settings)
-            runtime = Runtime(settings=settings, engine=engine, inference=inference)
+            runtime = Runtime(settings=settings, engine=engine, inference=inference,
+                              notify=Publisher(settings.redis_url).finished)
             app.medq_runtime = runtime
         return runtime
 

@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 def build_predictor(spec: ModelSpec, device: torch.device, *, max_pixels: int) -> Predictor:
     """Digest first: weights that are not the ones model.json names are never loaded."""
     verify_digest(spec)
+    if spec.architecture == "noop":
+        from worker.predictors.noop import NoopPredictor
+
+        return NoopPredictor(spec)
     if spec.task == "text-classification":
         from worker.predictors.text import TextPredictor
 

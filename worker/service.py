@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ class Runtime:
     engine: Engine
     inference: InferenceEngine
     max_attempts: int = 3
+    # Told the ids of jobs that reached a terminal status (the API's Prefer: wait listens).
+    notify: Callable[[list[str]], None] = lambda ids: None
 
 
 def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool) -> None:
@@ -40,6 +43,8 @@ def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool) -
     PredictionFailed is raised for the caller to retry — unless this is the final attempt, when they fail."""
     with session_scope(runtime.engine) as session:
         jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts)
+    claimed = {job.id for job in jobs}
+    runtime.notify([i for i in job_ids if i not in claimed])  # expired, canceled or failed at claim time
     by_model: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         by_model[job.model].append(job)
@@ -112,12 +117,14 @@ def _store(runtime: Runtime, outcomes: list[tuple[Job, dict[str, Any] | JobFailu
                 store_failure(session, job_id=job.id, error_type=outcome.job_error_type, detail=outcome.detail)
             else:
                 store_success(session, job_id=job.id, result=outcome)
+    runtime.notify([job.id for job, _ in outcomes])
 
 
 def _fail(runtime: Runtime, jobs: list[Job], error_type: str, detail: str) -> None:
     with session_scope(runtime.engine) as session:
         for job in jobs:
             store_failure(session, job_id=job.id, error_type=error_type, detail=detail)
+    runtime.notify([job.id for job in jobs])
     log.warning("%d job(s) failed: %s", len(jobs), error_type)
 
 

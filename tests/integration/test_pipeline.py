@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.localstack import LocalStack as Stack
 from tests.images import b64, png_bytes
-from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,91 @@
+"""Job-finished notifications over Redis pub/sub: workers publish the ids of jobs that reached a terminal
+status; the API wakes `Prefer: wait` requests on them. Ids only — never patient data. A lost notification only
+costs latency: waiters re-read the database every `fallback_poll_s`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "medq.jobs.finished"
+
+
+class Publisher:
+    def __init__(self, redis_url: str) -> None:
+        self._client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+
+    def finished(self, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
+        try:
+            self._client.publish(CHANNEL, ",".join(job_ids))
+        except redis.RedisError as exc:  # waiters fall back to polling; the results are already stored
+            log.warning("could not publish %d finished job id(s): %s", len(job_ids), exc)
+
+
+class Waiter:
+    """One subscriber thread per process; any number of request threads wait on it."""
+
+    def __init__(self, redis_url: str, *, fallback_poll_s: float = 1.0) -> None:
+        self._redis_url = redis_url
+        self._fallback = fallback_poll_s
+        self._events: dict[str, list[threading.Event]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def wait(self, job_id: str, timeout: float, is_done: Callable[[], bool]) -> bool:
+        """Block until `is_done()` is true or `timeout` passes; True if done."""
+        if is_done():
+            return True
+        self._ensure_listening()
+        event = threading.Event()
+        with self._lock:
+            self._events.setdefault(job_id, []).append(event)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return is_done()
+                event.wait(min(remaining, self._fallback))
+                event.clear()
+                if is_done():
+                    return True
+        finally:
+            with self._lock:
+                waiting = self._events.get(job_id, [])
+                if event in waiting:
+                    waiting.remove(event)
+                if not waiting:
+                    self._events.pop(job_id, None)
+
+    def _ensure_listening(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                # Started lazily, so each gunicorn worker gets its own after the fork.
+                self._thread = threading.Thread(target=self._listen, name="medq-waiter", daemon=True)
+                self._thread.start()
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=2)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub.subscribe(CHANNEL)
+                for message in pubsub.listen():
+                    self._wake(message["data"].decode().split(","))
+            except redis.RedisError as exc:
+                log.warning("job notifications interrupted (%s); retrying", exc)
+                time.sleep(1)
+
+    def _wake(self, job_ids: list[str]) -> None:
+        with self._lock:
+            for job_id in job_ids:
+                for event in self._events.get(job_id, []):
+                    event.set()
