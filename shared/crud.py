@@ -113,6 +113,24 @@ def queue_position(session: Session, *, job: Job) -> int | None:
     return int(count.one())
 
 
+def queue_positions(session: Session, *, jobs: list[Job]) -> dict[str, int | None]:
+    """Positions for many jobs with one count per (priority, creation time): a batch's jobs share both, so a
+    batch costs one query; within it they run in submission order."""
+    bases: dict[tuple[int, datetime], int] = {}
+    seen: dict[tuple[int, datetime], int] = {}
+    positions: dict[str, int | None] = {}
+    for job in jobs:
+        key = (job.priority_rank, job.created_at)
+        if job.status != JobStatus.QUEUED:
+            positions[job.id] = None
+            continue
+        if key not in bases:
+            bases[key] = queue_position(session, job=job) or 0
+        positions[job.id] = bases[key] + seen.get(key, 0)
+        seen[key] = seen.get(key, 0) + 1
+    return positions
+
+
 def expire_if_overdue(session: Session, *, job: Job) -> None:
     """A queued job past its `max_queue_seconds` becomes expired (read side; the worker checks again)."""
     if job.status != JobStatus.QUEUED or job.max_queue_seconds is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, bindparam, func, or_, update
 from sqlmodel import Session, col, select
 
 from shared.models import Job, utcnow
@@ -16,47 +16,59 @@ from shared.status import JobStatus
 def claim_jobs(session: Session, *, job_ids: list[str], max_attempts: int) -> list[Job]:
     """Mark the runnable jobs among `job_ids` running and return them. Skips finished and canceled jobs,
     expires overdue ones, and fails a job that has already been tried `max_attempts` times (a poison job that
-    keeps killing its worker)."""
+    keeps killing its worker). The common case is one SELECT and one UPDATE for the whole message."""
     now = utcnow()
-    claimed: list[Job] = []
+    runnable: list[str] = []
     for job in session.exec(select(Job).where(col(Job.id).in_(job_ids))).all():
         status = JobStatus(job.status)
         if status not in (JobStatus.QUEUED, JobStatus.RUNNING):
             continue
         if _overdue(job) and status == JobStatus.QUEUED:
             _set(session, job, expected=status, status=JobStatus.EXPIRED, finished_at=now)
-            continue
-        if job.cancel_requested or job.data_removed:
+        elif job.cancel_requested or job.data_removed:
             _set(session, job, expected=status, status=JobStatus.CANCELED, finished_at=now)
-            continue
-        if job.attempts >= max_attempts:
+        elif job.attempts >= max_attempts:
             error = {"type": "too_many_attempts",
                      "detail": f"the job was started {job.attempts} times without finishing"}
             _set(session, job, expected=status, status=JobStatus.FAILED, error=error, finished_at=now)
-            continue
-        if _set(session, job, expected=status, status=JobStatus.RUNNING, attempts=job.attempts + 1,
-                started_at=job.started_at or now):
-            claimed.append(job)
-    return claimed
+        else:
+            runnable.append(job.id)
+    if not runnable:
+        return []
+    claimed = session.exec(
+        update(Job).where(col(Job.id).in_(runnable), col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        .values(status=JobStatus.RUNNING, attempts=col(Job.attempts) + 1,
+                started_at=func.coalesce(col(Job.started_at), now))
+        .returning(col(Job.id))
+    ).scalars().all()
+    jobs = session.exec(select(Job).where(col(Job.id).in_(claimed)).execution_options(populate_existing=True))
+    return list(jobs.all())
 
 
-def store_success(session: Session, *, job_id: str, result: dict[str, Any]) -> bool:
-    """Store a result once. A job whose cancel was asked for meanwhile is canceled instead."""
-    job = session.get(Job, job_id)
-    if job is None or job.status != JobStatus.RUNNING:
-        return False
-    if job.cancel_requested or job.data_removed:
-        return _set(session, job, expected=JobStatus.RUNNING, status=JobStatus.CANCELED, finished_at=utcnow())
-    return _set(session, job, expected=JobStatus.RUNNING, status=JobStatus.SUCCEEDED, result=result,
-                finished_at=utcnow())
-
-
-def store_failure(session: Session, *, job_id: str, error_type: str, detail: str) -> bool:
-    job = session.get(Job, job_id)
-    if job is None or job.status != JobStatus.RUNNING:
-        return False
-    return _set(session, job, expected=JobStatus.RUNNING, status=JobStatus.FAILED,
-                error={"type": error_type, "detail": detail}, finished_at=utcnow())
+def store_results(session: Session, *, results: dict[str, dict[str, Any]],
+                  failures: dict[str, tuple[str, str]]) -> None:
+    """Store many outcomes in a few statements, each only on a job still running; jobs whose cancel was asked
+    for meanwhile are canceled instead."""
+    now = utcnow()
+    ids = [*results, *failures]
+    if not ids:
+        return
+    session.exec(
+        update(Job).where(col(Job.id).in_(ids), col(Job.status) == JobStatus.RUNNING,
+                          or_(col(Job.cancel_requested), col(Job.data_removed)))
+        .values(status=JobStatus.CANCELED, finished_at=now)
+    )
+    table = Job.__table__  # type: ignore[attr-defined]
+    running = and_(table.c.id == bindparam("job_id"), table.c.status == JobStatus.RUNNING)
+    conn = session.connection()
+    if results:
+        conn.execute(update(table).where(running).values(status=JobStatus.SUCCEEDED, finished_at=now,
+                                                           result=bindparam("job_result")),
+                     [{"job_id": k, "job_result": v} for k, v in results.items()])
+    if failures:
+        conn.execute(update(table).where(running).values(status=JobStatus.FAILED, finished_at=now,
+                                                           error=bindparam("job_error")),
+                     [{"job_id": k, "job_error": {"type": t, "detail": d}} for k, (t, d) in failures.items()])
 
 
 def release_jobs(session: Session, *, job_ids: list[str]) -> None:

@@ -18,7 +18,7 @@ from shared.errors import InvalidInput, JobFailure, ModelUnavailable, Prediction
 from shared.models import Job
 from shared.settings import Settings
 from shared.status import Priority
-from shared.worker_store import claim_jobs, release_jobs, store_failure, store_success
+from shared.worker_store import claim_jobs, release_jobs, store_results
 from worker.batching import BatcherClosed, BatchFailed
 from worker.engine import InferenceEngine, Served
 from worker.predictors.base import Predictor, build_result
@@ -111,19 +111,16 @@ def _collect(predictor: Predictor | None, submitted: Submitted, runtime: Runtime
 def _store(runtime: Runtime, outcomes: list[tuple[Job, dict[str, Any] | JobFailure]]) -> None:
     if not outcomes:
         return
+    results = {job.id: o for job, o in outcomes if not isinstance(o, JobFailure)}
+    failures = {job.id: (o.job_error_type, o.detail) for job, o in outcomes if isinstance(o, JobFailure)}
     with session_scope(runtime.engine) as session:
-        for job, outcome in outcomes:
-            if isinstance(outcome, JobFailure):
-                store_failure(session, job_id=job.id, error_type=outcome.job_error_type, detail=outcome.detail)
-            else:
-                store_success(session, job_id=job.id, result=outcome)
+        store_results(session, results=results, failures=failures)
     runtime.notify([job.id for job, _ in outcomes])
 
 
 def _fail(runtime: Runtime, jobs: list[Job], error_type: str, detail: str) -> None:
     with session_scope(runtime.engine) as session:
-        for job in jobs:
-            store_failure(session, job_id=job.id, error_type=error_type, detail=detail)
+        store_results(session, results={}, failures={job.id: (error_type, detail) for job in jobs})
     runtime.notify([job.id for job in jobs])
     log.warning("%d job(s) failed: %s", len(jobs), error_type)
 

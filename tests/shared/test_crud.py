@@ -13,7 +13,7 @@ from shared.errors import IdempotencyConflict, InvalidTransition, NotFound
 from shared.keys import authenticate, create_api_key, ensure_tenant
 from shared.models import Job, utcnow
 from shared.status import JobStatus, Priority
-from shared.worker_store import claim_jobs, release_jobs, store_failure, store_success
+from shared.worker_store import claim_jobs, release_jobs, store_results
 
 
 def _tenant(engine: Engine, name: str) -> str:
@@ -95,7 +95,7 @@ def test_cancel_running_is_applied_at_the_batch_boundary(store_engine: Engine) -
     with session_scope(store_engine) as s:
         crud.cancel_job(s, job=crud.get_job(s, tenant_id=a, job_id=job.id))
     with session_scope(store_engine) as s:
-        store_success(s, job_id=job.id, result={"label": "x"})
+        store_results(s, results={job.id: {"label": "x"}}, failures={})
         final = crud.get_job(s, tenant_id=a, job_id=job.id)
     assert final.status == JobStatus.CANCELED and final.result is None
 
@@ -115,13 +115,30 @@ def test_a_result_is_stored_once_even_if_the_message_comes_twice(store_engine: E
     a = _tenant(store_engine, "a")
     (job,) = _jobs(store_engine, a)
     with session_scope(store_engine) as s:
-        assert [j.id for j in claim_jobs(s, job_ids=[job.id], max_attempts=3)] == [job.id]
-        assert store_success(s, job_id=job.id, result={"label": "first"})
+        claimed = claim_jobs(s, job_ids=[job.id], max_attempts=3)
+        assert [j.id for j in claimed] == [job.id] and claimed[0].status == "running" and claimed[0].attempts == 1
+        store_results(s, results={job.id: {"label": "first"}}, failures={})
     with session_scope(store_engine) as s:
         assert claim_jobs(s, job_ids=[job.id], max_attempts=3) == []  # finished: nothing to run
-        assert not store_success(s, job_id=job.id, result={"label": "second"})
-        assert not store_failure(s, job_id=job.id, error_type="x", detail="y")
-        assert crud.get_job(s, tenant_id=a, job_id=job.id).result == {"label": "first"}
+        store_results(s, results={job.id: {"label": "second"}}, failures={job.id: ("x", "y")})
+        final = crud.get_job(s, tenant_id=a, job_id=job.id)
+    assert final.status == JobStatus.SUCCEEDED and final.result == {"label": "first"} and final.error is None
+
+
+def test_bulk_store_mixes_results_failures_and_cancels(store_engine: Engine) -> None:
+    a = _tenant(store_engine, "a")
+    ok, bad, cancel = (j.id for j in _jobs(store_engine, a, 3))
+    with session_scope(store_engine) as s:
+        assert len(claim_jobs(s, job_ids=[ok, bad, cancel], max_attempts=3)) == 3
+    with session_scope(store_engine) as s:
+        crud.cancel_job(s, job=crud.get_job(s, tenant_id=a, job_id=cancel))
+    with session_scope(store_engine) as s:
+        store_results(s, results={ok: {"label": "y"}, cancel: {"label": "z"}}, failures={bad: ("invalid_input", "no")})
+    with session_scope(store_engine) as s:
+        got = {i: crud.get_job(s, tenant_id=a, job_id=i) for i in (ok, bad, cancel)}
+    assert got[ok].status == JobStatus.SUCCEEDED and got[ok].result == {"label": "y"} and got[ok].finished_at
+    assert got[bad].status == JobStatus.FAILED and got[bad].error == {"type": "invalid_input", "detail": "no"}
+    assert got[cancel].status == JobStatus.CANCELED and got[cancel].result is None
 
 
 def test_poison_job_fails_after_max_attempts(store_engine: Engine) -> None:
@@ -177,3 +194,14 @@ def test_keys_authenticate_until_revoked_or_expired(store_engine: Engine) -> Non
     with session_scope(store_engine) as s:
         assert authenticate(s, raw_key=raw) is None
     assert key.key_hash != raw and raw not in key.prefix + key.key_hash
+
+
+def test_batch_queue_positions_follow_submission_order(store_engine: Engine) -> None:
+    a = _tenant(store_engine, "a")
+    (first,) = _jobs(store_engine, a)
+    batch = _jobs(store_engine, a, 4)
+    with session_scope(store_engine) as s:
+        crud.cancel_job(s, job=first)
+        positions = crud.queue_positions(s, jobs=[first, *batch])
+    assert positions[first.id] is None
+    assert [positions[j.id] for j in batch] == [0, 1, 2, 3]

@@ -173,3 +173,43 @@ def test_stats_report_padding() -> None:
         f.result(5)
     batcher.close()
     assert [(s.size, s.real_tokens, s.padded_tokens) for s in seen] == [(2, 5, 8)]
+
+
+def test_batches_group_similar_lengths_around_the_oldest_item() -> None:
+    model = TinyModel()
+    batcher = make(model, max_batch_size=3, max_wait_ms=0)
+    held(model, batcher)
+    texts = ["m" * 50, "s" * 2, "m" * 52, "s" * 3, "m" * 49, "s" * 1]
+    futures = [batcher.submit(t) for t in texts]
+    model.gate.set()
+    for f in futures:
+        f.result(5)
+    batcher.close()
+    # The oldest (50 long) goes first with its nearest lengths; the short ones are padded only to each other.
+    assert [sorted(len(t) for t in b) for b in model.batches[1:]] == [[49, 50, 52], [1, 2, 3]]
+
+
+def test_the_oldest_item_always_rides_in_the_next_batch() -> None:
+    model = TinyModel()
+    batcher = make(model, max_batch_size=2, max_wait_ms=0)
+    held(model, batcher)
+    lonely = batcher.submit("q" * 40)
+    futures = [batcher.submit("w" * 3) for _ in range(6)]
+    model.gate.set()
+    lonely.result(5)
+    for f in futures:
+        f.result(5)
+    batcher.close()
+    assert "q" * 40 in model.batches[1]
+
+
+def test_when_a_longer_item_breaks_the_budget_shorter_ones_still_join() -> None:
+    model = TinyModel()
+    batcher = make(model, max_batch_size=4, max_wait_ms=0, token_budget=30)
+    held(model, batcher)
+    futures = [batcher.submit(t) for t in ["a" * 10, "b" * 11, "c" * 40, "d" * 9]]
+    model.gate.set()
+    for f in futures:
+        f.result(5)
+    batcher.close()
+    assert sorted(len(t) for t in model.batches[1]) == [9, 10]  # 11 would make 3 x 11 = 33 > 30

@@ -1,0 +1,44 @@
+"""(1) The model's own batched forward pass: the ceiling end-to-end figures are compared with."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from bench.stats import Row
+from shared.modelspec import discover
+from worker.predictors.base import Predictor, pick_device
+from worker.registry import build_predictor
+
+
+def load(model_dir: Path, model: str, device: str) -> Predictor:
+    return build_predictor(discover(model_dir)[model], pick_device(device), max_pixels=40_000_000)
+
+
+def raw_forward(predictor: Predictor, texts: list[str], batch_sizes: list[int]) -> list[Row]:
+    """Forward time only (tokenising happens in parallel task threads end to end): batches of the workload in
+    arrival order, and batches of the workload sorted by length (the best case for padding)."""
+    prepared = [predictor.prepare(t.encode(), None) for t in texts]
+    for batch in predictor.warmup_batches(max(batch_sizes)):
+        predictor.predict(batch)
+    by_length = sorted(prepared, key=predictor.size_of)
+    rows = []
+    for order, items in (("arrival order", prepared), ("length-sorted", by_length)):
+        rows += [_measure(predictor, items, size, order) for size in batch_sizes]
+    return rows
+
+
+def _measure(predictor: Predictor, prepared: list[object], size: int, order: str) -> Row:
+    chunks = [prepared[i : i + size] for i in range(0, len(prepared), size)]
+    latencies: list[float] = []
+    for chunk in tqdm(chunks, desc=f"raw forward, batch {size}, {order}", unit="batch", leave=False):
+        started = time.perf_counter()
+        predictor.predict(chunk)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        latencies.append((time.perf_counter() - started) * 1000)
+    return Row("1 raw forward", f"batch {size}, {order}", len(prepared), sum(latencies) / 1000, latencies,
+               mean_batch=float(size))

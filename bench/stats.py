@@ -1,0 +1,40 @@
+"""Result rows and the table the benchmark prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Row:
+    section: str
+    mode: str
+    items: int
+    seconds: float
+    latencies_ms: list[float]
+    mean_batch: float | None = None
+    baseline: float | None = None  # items/s this row is compared with
+
+    @property
+    def items_per_s(self) -> float:
+        return self.items / self.seconds if self.seconds > 0 else 0.0
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    @property
+    def ratio(self) -> str:
+        return f"{self.items_per_s / self.baseline:.2f}" if self.baseline else ""
+
+
+def table(rows: list[Row]) -> str:
+    header = f"{'section':<28} {'mode':<26} {'items':>6} {'items/s':>9} {'p50 ms':>8} {'p95 ms':>8} " \
+             f"{'p99 ms':>8} {'batch':>6} {'ratio':>6}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        batch = f"{r.mean_batch:.1f}" if r.mean_batch is not None else ""
+        lines.append(f"{r.section:<28} {r.mode:<26} {r.items:>6} {r.items_per_s:>9.1f} {r.pct(50):>8.1f} "
+                     f"{r.pct(95):>8.1f} {r.pct(99):>8.1f} {batch:>6} {r.ratio:>6}")
+    return "\n".join(lines)

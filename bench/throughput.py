@@ -1,0 +1,99 @@
+"""Throughput and latency of medq against the model's own batched forward pass, in one run on one machine:
+
+  (1) raw batched forward of the model on a fixed synthetic clinical-text workload (mixed lengths);
+  (2) end to end through the API + Redis + worker, single-item jobs at several client concurrencies;
+  (3) the same with /v1/jobs/batch;
+  (4) a no-op model: the queue's own ceiling, beside a plain one-task-per-item Celery worker.
+
+  python -m bench.throughput [--model disease-category|bert-base-random] [--device cpu|cuda|auto] [--items N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from bench import e2e, raw
+from bench.models import BERT_BASE, NOOP, prepare_model_dir
+from bench.stats import Row, table
+from bench.workload import clinical_texts
+from shared.localstack import local_stack
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="disease-category", help=f"a shipped model or {BERT_BASE}")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--items", type=int, default=256, help="items per measurement")
+    parser.add_argument("--batch-sizes", default="1,8,32,64", help="raw forward batch sizes")
+    parser.add_argument("--concurrency", default="1,16,64", help="end-to-end client concurrencies")
+    parser.add_argument("--engine-batch", type=int, default=32, help="the worker's max batch size")
+    parser.add_argument("--noop-items", type=int, default=2000)
+    parser.add_argument("--skip-e2e", action="store_true", help="only the raw forward pass (1)")
+    parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _args()
+    sizes = [int(s) for s in args.batch_sizes.split(",")]
+    levels = [int(c) for c in args.concurrency.split(",")]
+    texts = clinical_texts(max(args.items, 256))
+    with tempfile.TemporaryDirectory(prefix="medq-bench-") as tmp:
+        model_dir = prepare_model_dir(Path(tmp), bert_base=args.model == BERT_BASE)
+        predictor = raw.load(model_dir, args.model, args.device)
+        rows = raw.raw_forward(predictor, texts[: args.items], sizes)
+        del predictor
+        gc.collect()
+        if not args.skip_e2e:
+            rows += _end_to_end(args, Path(tmp), model_dir, texts, levels)
+    _compare(rows, args.engine_batch)
+    print(f"\nmodel {args.model} on {args.device}; worker max batch {args.engine_batch}; ratio = items/s ÷ raw "
+          "forward at the worker's batch size, length-sorted (rows 2, 3), or ÷ plain Celery (row 4)\n")
+    print(table(rows))
+    if args.out:
+        args.out.write_text(json.dumps([asdict(r) | {"items_per_s": r.items_per_s} for r in rows], indent=2))
+
+
+def _end_to_end(args: argparse.Namespace, tmp: Path, model_dir: Path, texts: list[str],
+                levels: list[int]) -> list[Row]:
+    env = {"MEDQ_MODEL_DIR": str(model_dir), "MEDQ_DEVICE": args.device,
+           "MEDQ_BATCH_MAX_SIZE": str(args.engine_batch),
+           "MEDQ_WORKER_CONCURRENCY": str(max(*levels, args.engine_batch)), "MEDQ_LOG_LEVEL": "WARNING"}
+    rows: list[Row] = []
+    with local_stack(tmp / "stack", env=env, api_threads=max(levels) + 8) as stack:
+        e2e.warm_up(stack, [args.model, NOOP])
+        for c in levels:
+            rows.append(e2e.singles(stack, args.model, texts, concurrency=c, n=args.items, section="2 end to end"))
+        for c in levels:
+            n = max(args.items, c * args.engine_batch)
+            rows.append(e2e.batches(stack, args.model, texts, concurrency=c, n=n, batch_size=args.engine_batch,
+                                    section="3 end to end, batches"))
+        noop_n = args.noop_items
+        rows.append(e2e.singles(stack, NOOP, texts, concurrency=max(levels), n=noop_n // 4,
+                                section="4 queue ceiling (no-op)"))
+        rows.append(e2e.batches(stack, NOOP, texts, concurrency=4, n=noop_n, batch_size=256,
+                                section="4 queue ceiling (no-op)"))
+        rows.append(e2e.plain_celery(stack, NOOP, n=noop_n))
+    return rows
+
+
+def _compare(rows: list[Row], engine_batch: int) -> None:
+    # The stricter reference: the model's best batched speed at the worker's batch size (length-sorted input).
+    raw_rows = {r.mode: r for r in rows if r.section.startswith("1")}
+    reference = raw_rows.get(f"batch {engine_batch}, length-sorted") or max(raw_rows.values(),
+                                                                            key=lambda r: r.items_per_s)
+    plain = next((r for r in rows if r.mode.startswith("plain")), None)
+    for row in rows:
+        if row.section.startswith(("2", "3")):
+            row.baseline = reference.items_per_s
+        elif row.section.startswith("4") and plain is not None and row is not plain:
+            row.baseline = plain.items_per_s
+
+
+if __name__ == "__main__":
+    main()
