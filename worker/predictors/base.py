@@ -33,6 +33,13 @@ def pick_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs that have it (fp16 on older ones), fp32 on CPUs; probabilities are computed in fp32."""
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def calibrated_probabilities(logits: torch.Tensor, temperature: float) -> list[list[float]]:
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     rows: list[list[float]] = probs.cpu().tolist()

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from shared.errors import ModelConfigError
 from shared.modelspec import ModelSpec
-from worker.predictors.base import ForwardLock, calibrated_probabilities
+from worker.predictors.base import ForwardLock, calibrated_probabilities, compute_dtype
 from worker.predictors.cnn import SmallCNN
 from worker.predictors.imaging import FloatImage, preprocess
 
@@ -24,7 +24,8 @@ class ImagePredictor:
         self._size = int(pre.get("size", 28))
         self._mean = float(pre.get("mean", 0.0))
         self._std = float(pre.get("std", 1.0))
-        self._model = self._load(spec).to(device).eval()
+        self._dtype = compute_dtype(device)
+        self._model = self._load(spec).to(device=device, dtype=self._dtype).eval()
         if device.type == "cuda":
             self._model = self._model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._lock = ForwardLock()
@@ -53,7 +54,7 @@ class ImagePredictor:
     def predict(self, items: Sequence[FloatImage]) -> list[list[float]]:
         if not items:
             return []
-        batch = torch.from_numpy(np.stack(items)).unsqueeze(1).to(self.device)
+        batch = torch.from_numpy(np.stack(items)).unsqueeze(1).to(device=self.device, dtype=self._dtype)
         if self.device.type == "cuda":
             batch = batch.to(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():

@@ -16,7 +16,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 
 from shared.errors import InvalidInput, ModelConfigError
 from shared.modelspec import ModelSpec
-from worker.predictors.base import ForwardLock, calibrated_probabilities
+from worker.predictors.base import ForwardLock, calibrated_probabilities, compute_dtype
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub; there is none
 
@@ -58,19 +58,19 @@ class TextPredictor:
         self.spec = spec
         self.device = device
         self.max_length = int(spec.preprocessing.get("max_length", 256))
+        self._classifier: nn.Module | None = None
+        self._encoder: TextEncoder | None = None
+        self._head: nn.Linear | None = None
         if spec.architecture == "hf-sequence-classification":
             path = spec.weights_path()
-            self._classifier: nn.Module = AutoModelForSequenceClassification.from_pretrained(
-                str(path), local_files_only=True)
-            self._encoder: TextEncoder | None = None
-            self._head: nn.Linear | None = None
+            self._classifier = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
         else:
             path = resolve_encoder(spec)
             self._encoder = TextEncoder(path, normalize=bool(spec.config.get("normalize", True)))
             self._head = self._load_head(spec)
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self._modules = nn.ModuleList([m for m in (self._encoder, self._head) if m is not None]
-                                      or [self._classifier]).to(device).eval()
+        modules = [m for m in (self._classifier, self._encoder, self._head) if m is not None]
+        nn.ModuleList(modules).to(device=device, dtype=compute_dtype(device)).eval()
         self._lock = ForwardLock()
 
     @staticmethod
@@ -117,8 +117,9 @@ class TextPredictor:
         return calibrated_probabilities(logits, self.spec.temperature)
 
     def _logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self._encoder is None or self._head is None:
+        if self._classifier is not None:
             out: torch.Tensor = self._classifier(input_ids=input_ids, attention_mask=attention_mask).logits
             return out
+        assert self._encoder is not None and self._head is not None
         logits: torch.Tensor = self._head(self._encoder(input_ids, attention_mask))
         return logits
