@@ -94,7 +94,7 @@ def batches(stack: LocalStack, model: str, texts: list[str], *, concurrency: int
                 response = client.post("/v1/jobs/batch", json={"model": model, "items": items})
             response.raise_for_status()
             ids = [job["id"] for job in response.json()["jobs"]]
-            _wait_done(engine, ids)
+            _wait_done(engine, ids, poll_s=min(0.2, 0.01 * concurrency))
             return ids
         return send
 
@@ -104,14 +104,15 @@ def batches(stack: LocalStack, model: str, texts: list[str], *, concurrency: int
     return _measure(stack, ids, section, f"batch of {batch_size}, c={concurrency}")
 
 
-def _wait_done(engine: object, ids: list[str], timeout: float = 600) -> None:
+def _wait_done(engine: object, ids: list[str], timeout: float = 600, poll_s: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     query = select(func.count()).select_from(Job).where(col(Job.id).in_(ids), col(Job.status).in_(TERMINAL))
     while time.monotonic() < deadline:
         with Session(engine) as session:  # type: ignore[arg-type]
             if session.exec(query).one() == len(ids):
                 return
-        time.sleep(0.2)  # cheap: the figures come from server timestamps, not from this loop
+        # Figures come from server timestamps; polling only decides when a closed-loop client sends again.
+        time.sleep(poll_s)
     raise TimeoutError(f"{len(ids)} jobs not done in {timeout}s")
 
 
@@ -148,7 +149,7 @@ def plain_celery(stack: LocalStack, model: str, *, n: int) -> Row:
         for job_id in ids:
             app.send_task(TASK, args=[job_id], queue=QUEUE, producer=producer)
     stack.start("plain-worker", [sys.executable, "-m", "bench.plain_worker"])
-    _wait_done(db, ids)
+    _wait_done(db, ids, poll_s=0.05)
     stack.stop("plain-worker")
     db.dispose()
     return _measure(stack, ids, "4 queue ceiling (no-op)", "plain Celery, 1 task/item", from_start=True)

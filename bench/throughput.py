@@ -33,6 +33,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,16,64", help="end-to-end client concurrencies")
     parser.add_argument("--engine-batch", type=int, default=32, help="the worker's max batch size")
     parser.add_argument("--noop-items", type=int, default=2000)
+    parser.add_argument("--postgres", metavar="URL",
+                        help="run the stack on a fresh database created on this Postgres server (default: SQLite)")
     parser.add_argument("--skip-e2e", action="store_true", help="only the raw forward pass (1)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     return parser.parse_args()
@@ -40,7 +42,7 @@ def _args() -> argparse.Namespace:
 
 def main() -> None:
     args = _args()
-    sizes = [int(s) for s in args.batch_sizes.split(",")]
+    sizes = sorted({int(s) for s in args.batch_sizes.split(",")} | {args.engine_batch})
     levels = [int(c) for c in args.concurrency.split(",")]
     texts = clinical_texts(max(args.items, 256))
     with tempfile.TemporaryDirectory(prefix="medq-bench-") as tmp:
@@ -64,6 +66,8 @@ def _end_to_end(args: argparse.Namespace, tmp: Path, model_dir: Path, texts: lis
     env = {"MEDQ_MODEL_DIR": str(model_dir), "MEDQ_DEVICE": args.device,
            "MEDQ_BATCH_MAX_SIZE": str(args.engine_batch),
            "MEDQ_WORKER_CONCURRENCY": str(max(*levels, args.engine_batch)), "MEDQ_LOG_LEVEL": "WARNING"}
+    if args.postgres:
+        env["MEDQ_DATABASE_URL"] = fresh_postgres_database(args.postgres)
     rows: list[Row] = []
     with local_stack(tmp / "stack", env=env, api_threads=max(levels) + 8) as stack:
         e2e.warm_up(stack, [args.model, NOOP])
@@ -80,6 +84,19 @@ def _end_to_end(args: argparse.Namespace, tmp: Path, model_dir: Path, texts: lis
                                 section="4 queue ceiling (no-op)"))
         rows.append(e2e.plain_celery(stack, NOOP, n=noop_n))
     return rows
+
+
+def fresh_postgres_database(url: str) -> str:
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"medq_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 def _compare(rows: list[Row], engine_batch: int) -> None:

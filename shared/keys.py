@@ -7,13 +7,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
 from shared.models import ApiKey, Tenant, utcnow
 
 KEY_PREFIX = "mq_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 ALL_SCOPES = frozenset({"jobs:read", "jobs:write", "admin"})
 
 
@@ -78,6 +79,8 @@ def authenticate(session: Session, *, raw_key: str) -> Principal | None:
     now = utcnow()
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         return None
-    key.last_used_at = now
-    session.add(key)
+    # Refreshed at most once a minute: a write on every request would serialise all requests on it.
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        key.last_used_at = now
+        session.add(key)
     return Principal(key_id=key.id, tenant_id=key.tenant_id, scopes=frozenset(key.scopes.split()))

@@ -16,7 +16,28 @@ from shared.status import JobStatus
 def claim_jobs(session: Session, *, job_ids: list[str], max_attempts: int) -> list[Job]:
     """Mark the runnable jobs among `job_ids` running and return them. Skips finished and canceled jobs,
     expires overdue ones, and fails a job that has already been tried `max_attempts` times (a poison job that
-    keeps killing its worker). The common case is one SELECT and one UPDATE for the whole message."""
+    keeps killing its worker). The common case is a single UPDATE … RETURNING for the whole message."""
+    ordinary = [col(Job.cancel_requested).is_(False), col(Job.data_removed).is_(False),
+                col(Job.attempts) < max_attempts, col(Job.max_queue_seconds).is_(None)]
+    claimed = _mark_running(session, job_ids, *ordinary)
+    rest = set(job_ids) - {job.id for job in claimed}
+    return claimed + _claim_special(session, list(rest), max_attempts) if rest else claimed
+
+
+def _mark_running(session: Session, job_ids: list[str], *conditions: Any) -> list[Job]:
+    statement = (
+        update(Job)
+        .where(col(Job.id).in_(job_ids), col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]), *conditions)
+        .values(status=JobStatus.RUNNING, attempts=col(Job.attempts) + 1,
+                started_at=func.coalesce(col(Job.started_at), utcnow()))
+        .returning(Job)
+        .execution_options(populate_existing=True)
+    )
+    return list(session.execute(statement).scalars().all())
+
+
+def _claim_special(session: Session, job_ids: list[str], max_attempts: int) -> list[Job]:
+    """The jobs the fast path left: finished, canceled, out of attempts, or with a queue deadline."""
     now = utcnow()
     runnable: list[str] = []
     for job in session.exec(select(Job).where(col(Job.id).in_(job_ids))).all():
@@ -33,16 +54,7 @@ def claim_jobs(session: Session, *, job_ids: list[str], max_attempts: int) -> li
             _set(session, job, expected=status, status=JobStatus.FAILED, error=error, finished_at=now)
         else:
             runnable.append(job.id)
-    if not runnable:
-        return []
-    claimed = session.exec(
-        update(Job).where(col(Job.id).in_(runnable), col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-        .values(status=JobStatus.RUNNING, attempts=col(Job.attempts) + 1,
-                started_at=func.coalesce(col(Job.started_at), now))
-        .returning(col(Job.id))
-    ).scalars().all()
-    jobs = session.exec(select(Job).where(col(Job.id).in_(claimed)).execution_options(populate_existing=True))
-    return list(jobs.all())
+    return _mark_running(session, runnable) if runnable else []
 
 
 def store_results(session: Session, *, results: dict[str, dict[str, Any]],

@@ -205,3 +205,11 @@ def test_batch_queue_positions_follow_submission_order(store_engine: Engine) -> 
         positions = crud.queue_positions(s, jobs=[first, *batch])
     assert positions[first.id] is None
     assert [positions[j.id] for j in batch] == [0, 1, 2, 3]
+
+
+def test_a_job_with_a_queue_deadline_not_yet_reached_is_claimed(store_engine: Engine) -> None:
+    a = _tenant(store_engine, "a")
+    (job,) = _jobs(store_engine, a, max_queue_seconds=600)
+    with session_scope(store_engine) as s:
+        claimed = claim_jobs(s, job_ids=[job.id], max_attempts=3)
+    assert [j.id for j in claimed] == [job.id] and claimed[0].status == JobStatus.RUNNING
