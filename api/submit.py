@@ -75,9 +75,6 @@ def _refuse_unsupported(request: JobCreate | BatchCreate) -> None:
     if request.webhook is not None:
         raise ValidationFailed("webhook delivery is not available in this release",
                                errors=[FieldError("webhook", "not available in this release")])
-    if request.explain:
-        raise ValidationFailed("explanations are not available in this release",
-                               errors=[FieldError("explain", "not available in this release")])
 
 
 def _new_jobs(spec: ModelSpec, request: JobCreate | BatchCreate, settings: Settings) -> list[crud.NewJob]:

@@ -40,10 +40,13 @@ class Settings(BaseSettings):
     # in flight, so keep worker_concurrency >= batch_max_size (threads only wait on futures; they are cheap).
     worker_concurrency: int = Field(default=32, gt=0)
     batch_max_size: int = Field(default=32, gt=0)
+    explain_batch_max_size: int = Field(default=8, gt=0)
     batch_max_wait_ms: float = Field(default=5.0, ge=0)
     batch_stat_max_wait_ms: float = Field(default=1.0, ge=0)
     # Padded tokens per text batch (items x longest item): bounds activation memory and CPU latency.
     batch_token_budget: int = Field(default=8192, gt=0)
+    # Items more than this many times longer/shorter than a batch's first item wait for their own batch.
+    batch_max_length_ratio: float | None = Field(default=2.0, ge=1.0)
     preload_models: bool = True
     log_level: str = "INFO"
 

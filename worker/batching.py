@@ -42,6 +42,9 @@ class BatchPolicy:
     stat_max_wait_ms: float = 1.0
     # Padded cost of a batch: len(batch) x its longest item. None: no budget (images).
     token_budget: int | None = None
+    # Leave out items more than this many times longer or shorter than the batch's first item: they would pad
+    # or be padded too much, and wait for a batch of their own length. None: no limit.
+    max_length_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class Batcher(Generic[I, O]):
     def _take(self) -> list[_Entry[I, O]]:
         """Pop the next batch: the oldest of the most urgent items (so nothing starves), joined by the items of
         its priority closest to it in length (padding is paid to the longest item, so similar lengths waste
-        least), within max_batch_size and the token budget."""
+        least), within max_batch_size, the token budget and the length ratio."""
         head = self._heap[0]
         peers = sorted((e for e in self._heap if e.priority == head.priority), key=lambda e: (e.size, e.seq))
         at = peers.index(head)
@@ -151,10 +154,9 @@ class Batcher(Generic[I, O]):
         while len(batch) < self.policy.max_batch_size and (low >= 0 or high < len(peers)):
             take_low = high >= len(peers) or (low >= 0 and head.size - peers[low].size <= peers[high].size - head.size)
             candidate = peers[low] if take_low else peers[high]
-            if not self._fits(len(batch) + 1, max(longest, candidate.size)):
-                if take_low or low < 0:
-                    break
-                high = len(peers)  # longer items no longer fit; shorter ones might
+            if not self._fits(len(batch) + 1, max(longest, candidate.size)) or not self._near(head, candidate):
+                # Peers are sorted by length, so nothing further on this side can fit either: close it.
+                low, high = (-1, high) if take_low else (low, len(peers))
                 continue
             batch.append(candidate)
             longest = max(longest, candidate.size)
@@ -163,6 +165,13 @@ class Batcher(Generic[I, O]):
         self._heap = [e for e in self._heap if id(e) not in chosen]
         heapq.heapify(self._heap)
         return batch
+
+    def _near(self, head: _Entry[I, O], candidate: _Entry[I, O]) -> bool:
+        ratio = self.policy.max_length_ratio
+        if ratio is None:
+            return True
+        low, high = sorted((max(head.size, 1), max(candidate.size, 1)))
+        return high <= ratio * low
 
     def _fits(self, count: int, longest: int) -> bool:
         budget = self.policy.token_budget

@@ -25,6 +25,7 @@ class Served:
     probabilities: list[float]
     batch_id: str
     batch_size: int
+    explanation: dict[str, Any] | None = None
 
 
 @dataclass
@@ -45,18 +46,22 @@ class EngineStats:
             self.forward_seconds += stats.seconds
 
 
-def policy_for(predictor: Predictor, settings: Settings) -> BatchPolicy:
+def policy_for(predictor: Predictor, settings: Settings, *, explain: bool) -> BatchPolicy:
     is_text = predictor.spec.task == "text-classification"
-    return BatchPolicy(max_batch_size=settings.batch_max_size, max_wait_ms=settings.batch_max_wait_ms,
-                       stat_max_wait_ms=settings.batch_stat_max_wait_ms,
-                       token_budget=settings.batch_token_budget if is_text else None)
+    # Explanations cost a backward pass (text: one per integrated-gradients step): smaller batches.
+    size = settings.explain_batch_max_size if explain else settings.batch_max_size
+    budget = settings.batch_token_budget // (4 if explain else 1)
+    return BatchPolicy(max_batch_size=size, max_wait_ms=settings.batch_max_wait_ms,
+                       stat_max_wait_ms=settings.batch_stat_max_wait_ms, token_budget=budget if is_text else None,
+                       max_length_ratio=settings.batch_max_length_ratio if is_text else None)
 
 
-def _served(predictor: Predictor) -> Any:
+def _served(predictor: Predictor, *, explain: bool) -> Any:
     def predict(items: list[Any]) -> Sequence[Served]:
         batch_id = str(uuid.uuid4())
-        outputs = predictor.predict(items)
-        return [Served(p, batch_id, len(items)) for p in outputs]
+        if explain:
+            return [Served(p, batch_id, len(items), e) for p, e in predictor.explain(items)]
+        return [Served(p, batch_id, len(items)) for p in predictor.predict(items)]
 
     return predict
 
@@ -68,16 +73,20 @@ class InferenceEngine:
         self.registry = registry
         self.settings = settings
         self.stats = EngineStats()
-        self._batchers: dict[str, Batcher[Any, Served]] = {}
+        self._batchers: dict[tuple[str, bool], Batcher[Any, Served]] = {}
         self._lock = threading.Lock()
 
-    def batcher(self, model: str) -> Batcher[Any, Served]:
+    def batcher(self, model: str, *, explain: bool = False) -> Batcher[Any, Served]:
+        """The model's batcher; explanation jobs have their own, so they never slow plain ones down."""
+        key = (model, explain)
         with self._lock:
-            if model not in self._batchers:
+            if key not in self._batchers:
                 predictor = self.registry.get(model)
-                self._batchers[model] = Batcher(_served(predictor), policy_for(predictor, self.settings),
-                                                size_of=predictor.size_of, name=model, on_batch=self._record)
-            return self._batchers[model]
+                self._batchers[key] = Batcher(
+                    _served(predictor, explain=explain), policy_for(predictor, self.settings, explain=explain),
+                    size_of=predictor.size_of, name=f"{model}{'-explain' if explain else ''}",
+                    on_batch=self._record)
+            return self._batchers[key]
 
     def warmup(self) -> None:
         """Load every model and run one forward per shape bucket, so kernels and allocations are ready."""

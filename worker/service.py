@@ -67,8 +67,9 @@ Submitted = list[tuple[Job, "Future[Served]"]]
 
 def _submit_group(model: str, jobs: list[Job], runtime: Runtime) -> tuple[Predictor | None, Submitted]:
     try:
-        batcher = runtime.inference.batcher(model)
         predictor = runtime.inference.registry.get(model)
+        plain = runtime.inference.batcher(model)
+        explaining = runtime.inference.batcher(model, explain=True) if any(j.explain for j in jobs) else plain
     except ModelUnavailable as exc:
         _fail(runtime, jobs, exc.job_error_type, exc.detail)
         return None, []
@@ -78,6 +79,7 @@ def _submit_group(model: str, jobs: list[Job], runtime: Runtime) -> tuple[Predic
             if job.input_data is None:
                 raise InvalidInput("the job's input was removed")
             item = predictor.prepare(job.input_data, job.input_media_type)
+            batcher = explaining if job.explain else plain
             submitted.append((job, batcher.submit(item, priority=Priority(job.priority).rank)))
         except InvalidInput as exc:
             _fail(runtime, [job], exc.job_error_type, exc.detail)
@@ -102,6 +104,7 @@ def _collect(predictor: Predictor | None, submitted: Submitted, runtime: Runtime
             continue
         assert predictor is not None
         result = build_result(predictor.spec, served.probabilities)
+        result["explanation"] = served.explanation
         result["batch"] = {"id": served.batch_id, "size": served.batch_size}
         outcomes.append((job, result))
     _store(runtime, outcomes)

@@ -115,3 +115,21 @@ def test_concurrent_single_jobs_share_forward_passes(stack: Stack) -> None:
         rows = session.exec(select(Job).where(col(Job.id).in_(ids))).all()
     batches = {row.result["batch"]["id"] for row in rows if row.result}
     assert len(rows) == n and len(batches) < n, f"{len(batches)} forward calls for {n} jobs"
+
+
+def test_explanations_come_back_for_text_and_image(stack: Stack) -> None:
+    with stack.client() as client:
+        text = client.post("/v1/jobs", json={"model": "disease-category", "explain": True,
+                                             "input": {"text": "Hepatocellular carcinoma in a cirrhotic liver."}},
+                           headers={"Prefer": "wait=60"}).json()
+        image = client.post("/v1/jobs", json={"model": "pneumonia-xray", "explain": True,
+                                              "input": {"image_b64": b64(png_bytes()), "media_type": "image/png"}},
+                            headers={"Prefer": "wait=60"}).json()
+        plain = client.post("/v1/jobs", json={"model": "disease-category", "input": {"text": "Colitis."}},
+                            headers={"Prefer": "wait=60"}).json()
+    assert text["status"] == "succeeded", text
+    assert text["result"]["explanation"]["method"] == "integrated-gradients"
+    tokens = [t["token"].removeprefix("##") for t in text["result"]["explanation"]["tokens"]]
+    assert "".join(tokens) == "hepatocellularcarcinomainacirrhoticliver."  # every word-piece, in order
+    assert image["result"]["explanation"]["method"] == "grad-cam" and image["result"]["explanation"]["grid"]
+    assert plain["result"]["explanation"] is None

@@ -213,3 +213,15 @@ def test_when_a_longer_item_breaks_the_budget_shorter_ones_still_join() -> None:
         f.result(5)
     batcher.close()
     assert sorted(len(t) for t in model.batches[1]) == [9, 10]  # 11 would make 3 x 11 = 33 > 30
+
+
+def test_length_ratio_keeps_short_notes_out_of_long_batches() -> None:
+    model = TinyModel()
+    batcher = make(model, max_batch_size=8, max_wait_ms=0, max_length_ratio=2.0)
+    held(model, batcher)
+    futures = [batcher.submit(t) for t in ["l" * 100, "s" * 10, "l" * 150, "s" * 12, "l" * 90]]
+    model.gate.set()
+    for f in futures:
+        f.result(5)
+    batcher.close()
+    assert [sorted(len(t) for t in b) for b in model.batches[1:]] == [[90, 100, 150], [10, 12]]

@@ -23,6 +23,9 @@ class Predictor(Protocol):
     def predict(self, items: Sequence[Any]) -> list[list[float]]:
         """Calibrated class probabilities for each prepared item, in the order of `spec.labels`."""
 
+    def explain(self, items: Sequence[Any]) -> list[tuple[list[float], dict[str, Any]]]:
+        """Like `predict`, each with an explanation of the top label (costlier: run for `explain: true`)."""
+
     def warmup_batches(self, max_batch_size: int) -> list[list[Any]]:
         """Dummy prepared batches covering the shapes the model will see."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ from shared.errors import ModelConfigError
 from shared.modelspec import ModelSpec
 from worker.predictors.base import ForwardLock, calibrated_probabilities, compute_dtype
 from worker.predictors.cnn import SmallCNN
+from worker.predictors.explain import GradCam, heatmap_png
 from worker.predictors.imaging import FloatImage, preprocess
 
 
@@ -46,6 +48,22 @@ class ImagePredictor:
 
     def size_of(self, item: FloatImage) -> int:
         return 1
+
+    def explain(self, items: Sequence[FloatImage]) -> list[tuple[list[float], dict[str, Any]]]:
+        """Probabilities and a Grad-CAM map of the last convolutional block for the predicted label."""
+        if not items:
+            return []
+        batch = torch.from_numpy(np.stack(items)).unsqueeze(1).to(device=self.device, dtype=self._dtype)
+        with self._lock:
+            logits, cams = GradCam(self._model.features[-2])(self._model, batch, None)
+        probabilities = calibrated_probabilities(logits, self.spec.temperature)
+        out = []
+        for probs, cam, target in zip(probabilities, cams, logits.argmax(dim=1).tolist(), strict=True):
+            grid = cam.float().cpu().numpy()
+            out.append((probs, {"method": "grad-cam", "target": self.spec.labels[target],
+                                "grid": np.round(grid, 4).tolist(),
+                                "heatmap_png_b64": heatmap_png(grid, self._size)}))
+        return out
 
     def warmup_batches(self, max_batch_size: int) -> list[list[FloatImage]]:
         blank = np.zeros((self._size, self._size), dtype=np.float32)

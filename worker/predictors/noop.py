@@ -22,5 +22,8 @@ class NoopPredictor:
         share = 1.0 / len(self.spec.labels)
         return [[share] * len(self.spec.labels) for _ in items]
 
+    def explain(self, items: Sequence[int]) -> list[tuple[list[float], dict[str, object]]]:
+        return [(probs, {"method": "none"}) for probs in self.predict(items)]
+
     def warmup_batches(self, max_batch_size: int) -> list[list[int]]:
         return []

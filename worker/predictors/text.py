@@ -7,7 +7,7 @@ import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 from safetensors.torch import load_file
@@ -17,6 +17,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 from shared.errors import InvalidInput, ModelConfigError
 from shared.modelspec import ModelSpec
 from worker.predictors.base import ForwardLock, calibrated_probabilities, compute_dtype
+from worker.predictors.explain import IG_STEPS, integrated_gradients, token_weights
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub; there is none
 
@@ -115,6 +116,53 @@ class TextPredictor:
         with self._lock, torch.inference_mode():
             logits = self._logits(batch["input_ids"], batch["attention_mask"])
         return calibrated_probabilities(logits, self.spec.temperature)
+
+    def explain(self, items: Sequence[list[int]]) -> list[tuple[list[float], dict[str, Any]]]:
+        """Probabilities and integrated-gradients token weights towards the predicted label."""
+        if not items:
+            return []
+        batch = self.tokenizer.pad({"input_ids": list(items)}, padding=True, return_tensors="pt").to(self.device)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        special = torch.tensor(self.tokenizer.all_special_ids, device=self.device)
+        baseline = torch.where(torch.isin(ids, special), ids, torch.full_like(ids, self.tokenizer.pad_token_id))
+        with self._lock:
+            with torch.inference_mode():
+                logits = self._logits(ids, mask)
+            targets = logits.argmax(dim=1).clone()
+            scores = integrated_gradients(self._logits_from_embeddings, self._embeddings(), input_ids=ids,
+                                          attention_mask=mask, baseline_ids=baseline, targets=targets)
+        probabilities = calibrated_probabilities(logits, self.spec.temperature)
+        return [(probs, self._token_explanation(item, scores[i], int(targets[i])))
+                for i, (item, probs) in enumerate(zip(items, probabilities, strict=True))]
+
+    def _token_explanation(self, item: list[int], scores: torch.Tensor, target: int) -> dict[str, Any]:
+        special = set(self.tokenizer.all_special_ids)
+        kept = [(i, t) for i, t in enumerate(item) if t not in special]
+        tokens = cast(list[str], self.tokenizer.convert_ids_to_tokens([t for _, t in kept]))
+        weights = [float(scores[i]) for i, _ in kept]
+        return {"method": "integrated-gradients", "steps": IG_STEPS, "target": self.spec.labels[target],
+                "tokens": token_weights(tokens, weights)}
+
+    def _embeddings(self) -> nn.Embedding:
+        model: Any = self._classifier if self._classifier is not None else self._text_encoder().encoder
+        embedding: nn.Embedding = model.get_input_embeddings()
+        return embedding
+
+    def _text_encoder(self) -> TextEncoder:
+        assert self._encoder is not None and self._head is not None
+        return self._encoder
+
+    def _logits_from_embeddings(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self._classifier is not None:
+            out: torch.Tensor = self._classifier(inputs_embeds=embeds, attention_mask=mask).logits
+            return out
+        encoder = self._text_encoder()
+        hidden = encoder.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        pooled = mean_pool(hidden, mask)
+        pooled = nn.functional.normalize(pooled, dim=-1) if encoder.normalize else pooled
+        assert self._head is not None
+        logits: torch.Tensor = self._head(pooled)
+        return logits
 
     def _logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self._classifier is not None:
