@@ -28,17 +28,21 @@ def raw_forward(predictor: Predictor, texts: list[str], batch_sizes: list[int]) 
     rows = []
     for order, items in (("arrival order", prepared), ("length-sorted", by_length)):
         rows += [_measure(predictor, items, size, order) for size in batch_sizes]
+    # What `explain: true` costs: the same forward plus integrated gradients (or Grad-CAM for images).
+    rows += [_measure(predictor, by_length[:64], size, "length-sorted", explain=True) for size in (1, 8)]
     return rows
 
 
-def _measure(predictor: Predictor, prepared: list[object], size: int, order: str) -> Row:
+def _measure(predictor: Predictor, prepared: list[object], size: int, order: str, *, explain: bool = False) -> Row:
     chunks = [prepared[i : i + size] for i in range(0, len(prepared), size)]
     latencies: list[float] = []
-    for chunk in tqdm(chunks, desc=f"raw forward, batch {size}, {order}", unit="batch", leave=False):
+    for chunk in tqdm(chunks, desc=f"{'explain' if explain else 'raw forward'}, batch {size}, {order}", unit="batch",
+                      leave=False):
         started = time.perf_counter()
-        predictor.predict(chunk)
+        (predictor.explain if explain else predictor.predict)(chunk)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         latencies.append((time.perf_counter() - started) * 1000)
-    return Row("1 raw forward", f"batch {size}, {order}", len(prepared), sum(latencies) / 1000, latencies,
+    section = "1 raw forward + explain" if explain else "1 raw forward"
+    return Row(section, f"batch {size}, {order}", len(prepared), sum(latencies) / 1000, latencies,
                mean_batch=float(size))
