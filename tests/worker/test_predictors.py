@@ -77,6 +77,17 @@ def test_odd_images_preprocess_to_the_training_shape(data: bytes) -> None:
     assert len(probs) == 2 and abs(sum(probs) - 1) < 1e-5
 
 
+def test_a_huge_radiograph_is_cropped_and_reduced_like_the_training_images() -> None:
+    big = np.zeros((2500, 3000), dtype=np.uint8)
+    big[:, 250:2750] = 200  # the centre square is bright, the side bands (cropped away) dark
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, format="PNG")
+    prepared = image_predictor().prepare(buf.getvalue(), "image/png")
+    spec = image_predictor().spec.preprocessing
+    assert prepared.shape == (28, 28)
+    assert np.allclose(prepared, (200 / 255 - spec["mean"]) / spec["std"], atol=1e-4)
+
+
 def test_sixteen_bit_images_use_their_full_range() -> None:
     arr = decode_grayscale(png16_bytes(), max_pixels=10_000)
     assert arr.min() == 0.0 and arr.max() == 1.0
