@@ -10,6 +10,7 @@ from kombu.exceptions import OperationalError
 
 from shared.errors import BrokerUnavailable
 from shared.queues import TASK_RUN_JOBS, queue_for
+from shared.redis_server import reachable
 from shared.settings import Settings
 from shared.status import Priority
 
@@ -42,12 +43,4 @@ class CeleryEnqueuer:
                                     retry_after=self._settings.retry_after_seconds) from exc
 
     def ping(self) -> bool:
-        timeout = self._settings.broker_connect_timeout_s
-        client = redis.Redis.from_url(self._settings.redis_url, socket_connect_timeout=timeout,
-                                      socket_timeout=timeout)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return reachable(self._settings.redis_url, timeout=self._settings.broker_connect_timeout_s)
