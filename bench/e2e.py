@@ -3,6 +3,7 @@ server's own (job created → finished), read from the database, so client-side 
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
@@ -157,3 +158,40 @@ def plain_celery(stack: LocalStack, model: str, *, n: int) -> Row:
     stack.stop("plain-worker")
     db.dispose()
     return _measure(stack, ids, "4 queue ceiling (no-op)", "plain Celery, 1 task/item", from_start=True)
+
+
+def litserve(model_dir: str, model: str, texts: list[str], *, levels: list[int], n: int, max_batch: int,
+             logs: str) -> list[Row]:
+    """Closed-loop clients against LitServe serving the same predictor; latencies are client-side."""
+    import httpx
+
+    from shared.localstack import wait_http
+    from shared.redis_server import free_port
+
+    port = free_port()
+    with open(f"{logs}/litserve.log", "ab") as log:
+        server = subprocess.Popen([sys.executable, "-m", "bench.peer_litserve", model_dir, model, str(port),
+                                   str(max_batch)], stdout=log, stderr=subprocess.STDOUT)
+    rows = []
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", [server], timeout=180)
+        for c in levels:
+            clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) for _ in range(c)]
+            latencies: list[float] = []
+
+            def one(i: int, clients: list[httpx.Client] = clients, latencies: list[float] = latencies) -> None:
+                started = time.perf_counter()
+                clients[i % len(clients)].post("/predict", json={"text": texts[i % len(texts)]}).raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000)
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(c) as pool:
+                list(tqdm(pool.map(one, range(n)), total=n, desc=f"LitServe c={c}", leave=False, file=sys.stderr))
+            rows.append(Row("5 peer: LitServe", f"single requests, c={c}", n, time.perf_counter() - started,
+                            latencies))
+            for client in clients:
+                client.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return rows

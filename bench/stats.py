@@ -17,6 +17,7 @@ class Row:
     mean_batch: float | None = None
     baseline: float | None = None  # items/s: raw forward length-sorted (rows 2, 3) or plain Celery (row 4)
     baseline_arrival: float | None = None  # items/s: raw forward in arrival order (rows 2, 3)
+    peer: float | None = None  # items/s of LitServe at the same client concurrency (row 2)
 
     @property
     def items_per_s(self) -> float:
@@ -30,16 +31,21 @@ class Row:
         return f"{self.items_per_s / self.baseline:.2f}" if self.baseline else ""
 
     @property
+    def ratio_peer(self) -> str:
+        return f"{self.items_per_s / self.peer:.2f}" if self.peer else ""
+
+    @property
     def ratio_arrival(self) -> str:
         return f"{self.items_per_s / self.baseline_arrival:.2f}" if self.baseline_arrival else ""
 
 
 def table(rows: list[Row]) -> str:
     header = f"{'section':<28} {'mode':<26} {'items':>6} {'items/s':>9} {'p50 ms':>8} {'p95 ms':>8} " \
-             f"{'p99 ms':>8} {'batch':>6} {'÷arr':>6} {'÷best':>6}"
+             f"{'p99 ms':>8} {'batch':>6} {'÷arr':>6} {'÷best':>6} {'÷peer':>6}"
     lines = [header, "-" * len(header)]
     for r in rows:
         batch = f"{r.mean_batch:.1f}" if r.mean_batch is not None else ""
         lines.append(f"{r.section:<28} {r.mode:<26} {r.items:>6} {r.items_per_s:>9.1f} {r.pct(50):>8.1f} "
-                     f"{r.pct(95):>8.1f} {r.pct(99):>8.1f} {batch:>6} {r.ratio_arrival:>6} {r.ratio:>6}")
+                     f"{r.pct(95):>8.1f} {r.pct(99):>8.1f} {batch:>6} {r.ratio_arrival:>6} {r.ratio:>6} "
+                     f"{r.ratio_peer:>6}")
     return "\n".join(lines)

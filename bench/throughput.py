@@ -84,7 +84,18 @@ def _end_to_end(args: argparse.Namespace, tmp: Path, model_dir: Path, texts: lis
         rows.append(e2e.batches(stack, NOOP, texts, concurrency=4, n=noop_n, batch_size=256,
                                 section="4 queue ceiling (no-op)"))
         rows.append(e2e.plain_celery(stack, NOOP, n=noop_n))
+    if _have_litserve():
+        rows += e2e.litserve(str(model_dir), args.model, texts, levels=levels, n=args.items,
+                             max_batch=args.engine_batch, logs=str(tmp / "stack"))
+    else:
+        print("LitServe is not installed (pip install -e '.[bench]'): peer rows skipped")
     return rows
+
+
+def _have_litserve() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("litserve") is not None
 
 
 def fresh_postgres_database(url: str) -> str:
@@ -107,7 +118,10 @@ def _compare(rows: list[Row], engine_batch: int) -> None:
                                                                             key=lambda r: r.items_per_s)
     arrival = raw_rows.get(f"batch {engine_batch}, arrival order")
     plain = next((r for r in rows if r.mode.startswith("plain")), None)
+    peers = {r.mode.split(", ")[1]: r for r in rows if r.section.startswith("5")}
     for row in rows:
+        if row.section.startswith("2") and row.mode.split(", ")[1] in peers:
+            row.peer = peers[row.mode.split(", ")[1]].items_per_s
         if row.section.startswith(("2", "3")):
             row.baseline = reference.items_per_s
             row.baseline_arrival = arrival.items_per_s if arrival else None
