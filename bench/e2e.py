@@ -7,10 +7,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import httpx
 from sqlalchemy import create_engine
 from sqlmodel import Session, col, func, select
 from tqdm import tqdm
@@ -70,9 +72,16 @@ def singles(stack: LocalStack, model: str, texts: list[str], *, concurrency: int
 
     def one(i: int) -> Callable[[], list[str]]:
         def send() -> list[str]:
-            response = clients[i % concurrency].post(
-                "/v1/jobs", json={"model": model, "input": {"text": texts[i % len(texts)]}},
-                headers={"Prefer": "wait=60"})
+            # Retrying a POST is safe with an Idempotency-Key: a repeat returns the job the first one created.
+            headers = {"Prefer": "wait=60", "Idempotency-Key": f"bench-{model}-{concurrency}-{i}-{uuid.uuid4()}"}
+            body = {"model": model, "input": {"text": texts[i % len(texts)]}}
+            for attempt in range(3):
+                try:
+                    response = clients[i % concurrency].post("/v1/jobs", json=body, headers=headers)
+                    break
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
             response.raise_for_status()
             return [response.json()["id"]]
         return send
@@ -163,8 +172,6 @@ def plain_celery(stack: LocalStack, model: str, *, n: int) -> Row:
 def litserve(model_dir: str, model: str, texts: list[str], *, levels: list[int], n: int, max_batch: int,
              logs: str) -> list[Row]:
     """Closed-loop clients against LitServe serving the same predictor; latencies are client-side."""
-    import httpx
-
     from shared.localstack import wait_http
     from shared.redis_server import free_port
 

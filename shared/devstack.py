@@ -65,7 +65,8 @@ def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -
         stack.processes["worker"] = spawn([python, "-m", "worker"])
         stack.processes["api"] = spawn(
             [python, "-m", "gunicorn", "api:create_app()", "--bind", f"{host}:{port}", "--workers", "2",
-             "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-"])
+             "--worker-class", "gthread", "--threads", "8", "--keep-alive", "75",
+             "--access-logfile", "-"])
         stack.processes["flower"] = spawn(
             [python, "-m", "shared.cli", "flower", "--port", str(flower_port), "--address", "127.0.0.1"])
         wait_http(f"http://{host}:{port}/readyz", list(stack.processes.values()))

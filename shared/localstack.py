@@ -93,7 +93,7 @@ def local_stack(root: Path, *, redis_url: str | None = None, env: dict[str, str]
             stack.start_worker()
         api = stack.start("api", [sys.executable, "-m", "gunicorn", "api:create_app()", "--bind",
                                   f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "gthread",
-                                  "--threads", str(api_threads)])
+                                  "--threads", str(api_threads), "--keep-alive", "75"])
         wait_http(f"{stack.base_url}/readyz", [api])
         yield stack
     except Exception:
