@@ -3,6 +3,8 @@ server's own (job created → finished), read from the database, so client-side 
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -177,8 +179,9 @@ def litserve(model_dir: str, model: str, texts: list[str], *, levels: list[int],
 
     port = free_port()
     with open(f"{logs}/litserve.log", "ab") as log:
+        # Its own process group: LitServe starts worker processes that must be stopped with it.
         server = subprocess.Popen([sys.executable, "-m", "bench.peer_litserve", model_dir, model, str(port),
-                                   str(max_batch)], stdout=log, stderr=subprocess.STDOUT)
+                                   str(max_batch)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     rows = []
     try:
         wait_http(f"http://127.0.0.1:{port}/health", [server], timeout=180)
@@ -199,6 +202,9 @@ def litserve(model_dir: str, model: str, texts: list[str], *, levels: list[int],
             for client in clients:
                 client.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
     return rows
