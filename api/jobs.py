@@ -13,7 +13,7 @@ from api.state import ApiState, state
 from api.submit import submit
 from shared import crud
 from shared.db import session_scope
-from shared.errors import ValidationFailed
+from shared.errors import FieldError, ValidationFailed
 from shared.models import Job
 from shared.presenters import job_out
 from shared.schemas import BatchOut, JobList
@@ -143,6 +143,4 @@ def _status_arg(raw: str | None) -> JobStatus | None:
 
 
 def _bad_query(field: str, message: str) -> ValidationFailed:
-    from shared.errors import FieldError
-
     return ValidationFailed(message, errors=[FieldError(field, message)])

@@ -18,6 +18,7 @@ from shared.models import Job
 from shared.modelspec import ModelSpec
 from shared.schemas import BatchCreate, JobCreate
 from shared.settings import Settings
+from shared.status import Priority
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def _new_jobs(spec: ModelSpec, request: JobCreate | BatchCreate, settings: Setti
 def _enqueue_or_undo(st: ApiState, jobs: list[Job], *, who: Principal, idempotency_key: str | None) -> None:
     ids = [job.id for job in jobs]
     try:
-        st.enqueuer.enqueue(ids, jobs[0].priority)  # type: ignore[arg-type]
+        st.enqueuer.enqueue(ids, Priority(jobs[0].priority))
     except Exception:
         with session_scope(st.engine) as session:
             crud.delete_jobs(session, job_ids=ids)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import httpx
 from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 from tqdm import tqdm
 
@@ -120,11 +121,11 @@ def batches(stack: LocalStack, model: str, texts: list[str], *, concurrency: int
     return _measure(stack, ids, section, f"batch of {batch_size}, c={concurrency}")
 
 
-def _wait_done(engine: object, ids: list[str], timeout: float = 600, poll_s: float = 0.2) -> None:
+def _wait_done(engine: Engine, ids: list[str], timeout: float = 600, poll_s: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     query = select(func.count()).select_from(Job).where(col(Job.id).in_(ids), col(Job.status).in_(TERMINAL))
     while time.monotonic() < deadline:
-        with Session(engine) as session:  # type: ignore[arg-type]
+        with Session(engine) as session:
             if session.exec(query).one() == len(ids):
                 return
         # Figures come from server timestamps; polling only decides when a closed-loop client sends again.
