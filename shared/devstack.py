@@ -14,6 +14,7 @@ from pathlib import Path
 from shared import redis_server
 from shared.bootstrap import demo_key
 from shared.localstack import wait_http
+from shared.procs import api_command, stop_process
 from shared.settings import PROJECT_ROOT, Settings, get_settings
 
 
@@ -26,13 +27,9 @@ class Stack:
         for proc in self.processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for name, proc in self.processes.items():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f"{name} did not stop in time; killing it", file=sys.stderr)
-                proc.kill()
+        for name, proc in self.processes.items():  # all were signalled above, so they stop together
+            if stop_process(proc):
+                print(f"{name} did not stop in time; it was killed", file=sys.stderr)
         if self.redis is not None:
             self.redis.stop()
 
@@ -63,10 +60,7 @@ def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -
             return subprocess.Popen(args, env=env, start_new_session=True)
 
         stack.processes["worker"] = spawn([python, "-m", "worker"])
-        stack.processes["api"] = spawn(
-            [python, "-m", "gunicorn", "api:create_app()", "--bind", f"{host}:{port}", "--workers", "2",
-             "--worker-class", "gthread", "--threads", "8", "--keep-alive", "75",
-             "--access-logfile", "-"])
+        stack.processes["api"] = spawn([*api_command(f"{host}:{port}", threads=8), "--access-logfile", "-"])
         stack.processes["flower"] = spawn(
             [python, "-m", "shared.cli", "flower", "--port", str(flower_port), "--address", "127.0.0.1"])
         wait_http(f"http://{host}:{port}/readyz", list(stack.processes.values()))

@@ -17,6 +17,7 @@ import httpx
 
 from shared import redis_server
 from shared.bootstrap import demo_key
+from shared.procs import api_command, stop_process
 from shared.settings import PROJECT_ROOT, get_settings
 
 
@@ -34,19 +35,10 @@ class LocalStack:
         self.processes[name] = proc
         return proc
 
-    def stop(self, name: str, *, kill: bool = False) -> None:
+    def stop(self, name: str) -> None:
         proc = self.processes.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        if kill:
-            proc.kill()
-        else:
-            proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, timeout=30)
 
     def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
         return self.start(name, [sys.executable, "-m", "worker"])
@@ -91,9 +83,7 @@ def local_stack(root: Path, *, redis_url: str | None = None, env: dict[str, str]
     try:
         if worker:
             stack.start_worker()
-        api = stack.start("api", [sys.executable, "-m", "gunicorn", "api:create_app()", "--bind",
-                                  f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "gthread",
-                                  "--threads", str(api_threads), "--keep-alive", "75"])
+        api = stack.start("api", api_command(f"127.0.0.1:{port}", threads=api_threads))
         wait_http(f"{stack.base_url}/readyz", [api])
         yield stack
     except Exception:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import redis
 
+from shared.procs import stop_process
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -37,13 +39,7 @@ class PrivateRedis:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
 
 
 def start_private_redis(data_dir: Path, *, port: int | None = None, persist: bool = True) -> PrivateRedis:
