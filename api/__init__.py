@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api import health, jobs, models_bp, problems
+from api import fhir_bp, health, jobs, metrics, models_bp, problems, webhooks_bp
 from api.enqueue import CeleryEnqueuer
 from api.state import ApiState, Enqueuer
 from shared.bootstrap import ensure_demo_key
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, *, enqueuer: Enqueuer | None = 
     st.reload_specs()
     app.extensions["medq"] = st
     problems.register(app)
-    for blueprint in (health.bp, jobs.bp, models_bp.bp):
+    metrics.register(app)
+    for blueprint in (health.bp, jobs.bp, models_bp.bp, webhooks_bp.bp, fhir_bp.bp):
         app.register_blueprint(blueprint)
     return app

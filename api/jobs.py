@@ -7,6 +7,7 @@ import re
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlmodel import Session
 
+from api import metrics
 from api.auth import principal, require_scope
 from api.inputs import read_body
 from api.state import ApiState, state
@@ -30,6 +31,8 @@ def create_job() -> Response:
     st = state()
     done = submit(st, principal(), read_body(request), batch=False,
                   idempotency_key=request.headers.get("Idempotency-Key"))
+    if not done.replayed:
+        metrics.jobs_accepted(done.jobs)
     job = _wait_for(st, done.jobs[0], _prefer_wait(st))
     finished = JobStatus(job.status).is_terminal
     response = _job_response(st, job, status=200 if done.replayed or finished else 202)
@@ -43,6 +46,8 @@ def create_batch() -> tuple[Response, int]:
     st = state()
     done = submit(st, principal(), read_body(request), batch=True,
                   idempotency_key=request.headers.get("Idempotency-Key"))
+    if not done.replayed:
+        metrics.jobs_accepted(done.jobs)
     with session_scope(st.engine) as session:
         jobs = crud.get_jobs(session, tenant_id=principal().tenant_id, job_ids=[j.id for j in done.jobs])
         positions = crud.queue_positions(session, jobs=jobs)

@@ -18,7 +18,9 @@ from shared.models import Job
 from shared.modelspec import ModelSpec
 from shared.schemas import BatchCreate, JobCreate
 from shared.settings import Settings
+from shared.ssrf import Allowlist, check_url
 from shared.status import Priority
+from shared.webhook_secrets import tenant_allowlist
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ def submit(st: ApiState, who: Principal, body: dict[str, object], *, batch: bool
            idempotency_key: str | None) -> Submitted:
     request = _parse(body, batch=batch, settings=st.settings)
     spec = _spec(st, request.model)
-    _refuse_unsupported(request)
+    webhook = _webhook(st, who, request)
     items = _new_jobs(spec, request, st.settings)
     body_hash = idempotency.request_hash(body)
     with session_scope(st.engine) as session:
@@ -43,7 +45,8 @@ def submit(st: ApiState, who: Principal, body: dict[str, object], *, batch: bool
                 return Submitted(crud.get_jobs(session, tenant_id=who.tenant_id, job_ids=earlier), True)
         jobs = crud.create_jobs(session, tenant_id=who.tenant_id, model=spec.name, model_version=spec.version,
                                 items=items, priority=request.priority,
-                                max_queue_seconds=request.max_queue_seconds, explain=request.explain)
+                                max_queue_seconds=request.max_queue_seconds, explain=request.explain,
+                                webhook=webhook)
         if idempotency_key:
             idempotency.remember(session, tenant_id=who.tenant_id, key=idempotency_key, body_hash=body_hash,
                                  is_batch=batch, job_ids=[j.id for j in jobs])
@@ -71,16 +74,21 @@ def _spec(st: ApiState, name: str) -> ModelSpec:
     return spec
 
 
-def _refuse_unsupported(request: JobCreate | BatchCreate) -> None:
-    # Said plainly rather than accepted and silently ignored: these arrive with later releases.
-    if request.webhook is not None:
-        raise ValidationFailed("webhook delivery is not available in this release",
-                               errors=[FieldError("webhook", "not available in this release")])
+def _webhook(st: ApiState, who: Principal, request: JobCreate | BatchCreate) -> crud.Webhook | None:
+    """The webhook, once its URL has passed the SSRF guard (checked again at every delivery)."""
+    if request.webhook is None:
+        return None
+    url = str(request.webhook.url)
+    with session_scope(st.engine) as session:
+        tenant_entries = tenant_allowlist(session, tenant_id=who.tenant_id)
+    check_url(url, Allowlist.parse([*st.settings.webhook_allow_entries, *tenant_entries]))
+    return crud.Webhook(url=url, events=list(request.webhook.events), result_format=request.result_format)
 
 
 def _new_jobs(spec: ModelSpec, request: JobCreate | BatchCreate, settings: Settings) -> list[crud.NewJob]:
     if isinstance(request, JobCreate):
-        return [to_new_job(spec, request.input, request.external_id, field="input", settings=settings)]
+        return [to_new_job(spec, request.input, request.external_id, field="input", settings=settings,
+                           subject=request.subject)]
     return [
         to_new_job(spec, item.input, item.external_id, field=f"items[{i}].input", settings=settings)
         for i, item in enumerate(request.items)

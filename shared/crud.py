@@ -14,7 +14,18 @@ from sqlmodel import Session, col, select
 
 from shared.errors import BadRequest, InvalidTransition, NotFound
 from shared.models import Job, utcnow
+from shared.outbox import record_events
+from shared.presenters import note_throughput
 from shared.status import JobStatus, Priority
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where a job's terminal events go; `events` empty means all of them."""
+
+    url: str
+    events: list[str]
+    result_format: str = "json"
 
 
 @dataclass(frozen=True)
@@ -25,11 +36,13 @@ class NewJob:
     input_data: bytes
     input_media_type: str | None = None
     external_id: str | None = None
+    subject: dict[str, Any] | None = None  # a FHIR patient Reference, from a FHIR input
+    input_refs: dict[str, Any] | None = None  # identifiers of the input that are not patient data (DICOM UIDs)
 
 
 def create_jobs(
     session: Session, *, tenant_id: str, model: str, model_version: str, items: list[NewJob],
-    priority: Priority, max_queue_seconds: int | None, explain: bool,
+    priority: Priority, max_queue_seconds: int | None, explain: bool, webhook: Webhook | None = None,
 ) -> list[Job]:
     now = utcnow()
     jobs = [
@@ -37,7 +50,10 @@ def create_jobs(
             tenant_id=tenant_id, model=model, model_version=model_version, status=JobStatus.QUEUED,
             priority=priority, priority_rank=priority.rank, external_id=item.external_id,
             input_kind=item.input_kind, input_media_type=item.input_media_type, input_data=item.input_data,
+            subject=item.subject, input_refs=item.input_refs,
             explain=explain, max_queue_seconds=max_queue_seconds, created_at=now,
+            webhook_url=webhook.url if webhook else None, webhook_events=webhook.events if webhook else None,
+            result_format=webhook.result_format if webhook else "json",
         )
         for item in items
     ]
@@ -110,7 +126,9 @@ def queue_position(session: Session, *, job: Job) -> int | None:
         and_(col(Job.priority_rank) == job.priority_rank, col(Job.created_at) < job.created_at),
     )
     count = session.exec(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED, ahead))
-    return int(count.one())
+    position = int(count.one())
+    note_throughput(session)  # refreshes the throughput that estimated_start_at divides the position by
+    return position
 
 
 def queue_positions(session: Session, *, jobs: list[Job]) -> dict[str, int | None]:
@@ -138,6 +156,7 @@ def expire_if_overdue(session: Session, *, job: Job) -> None:
     if utcnow() < job.created_at + timedelta(seconds=job.max_queue_seconds):
         return
     if _transition(session, job.id, JobStatus.QUEUED, status=JobStatus.EXPIRED, finished_at=utcnow()):
+        record_events(session, job_ids=[job.id])  # the webhook worker's dispatcher sends it
         _sync(session, job)
 
 
@@ -149,6 +168,7 @@ def cancel_job(session: Session, *, job: Job) -> Job:
     if current == JobStatus.QUEUED and _transition(
         session, job.id, JobStatus.QUEUED, status=JobStatus.CANCELED, finished_at=utcnow()
     ):
+        record_events(session, job_ids=[job.id])
         _sync(session, job)
         return job
     session.exec(update(Job).where(col(Job.id) == job.id).values(cancel_requested=True))
@@ -162,7 +182,7 @@ def erase_job(session: Session, *, job: Job) -> None:
         cancel_job(session, job=job)
     session.exec(
         update(Job).where(col(Job.id) == job.id)
-        .values(input_data=None, result=None, error=None, data_removed=True)
+        .values(input_data=None, result=None, error=None, subject=None, input_refs=None, data_removed=True)
     )
     _sync(session, job)
 

@@ -73,6 +73,12 @@ class ValidationFailed(MedqError):
     status, slug, title = 422, "validation-error", "The request is invalid"
 
 
+class WebhookRefused(ValidationFailed):
+    """A webhook URL the SSRF guard will not call (private address, bad scheme, unresolvable host)."""
+
+    slug, title = "webhook-refused", "The webhook URL is refused"
+
+
 class TooManyRequests(MedqError):
     status, slug, title = 429, "too-many-requests", "Too many requests"
 

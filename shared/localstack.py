@@ -43,6 +43,15 @@ class LocalStack:
     def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
         return self.start(name, [sys.executable, "-m", "worker"])
 
+    def start_webhook_worker(self, name: str = "webhooks") -> subprocess.Popen[bytes]:
+        return self.start(name, [sys.executable, "-m", "worker", "webhooks"])
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as an OOM killer or a power cut would: no shutdown code runs."""
+        proc = self.processes.pop(name)
+        proc.kill()
+        proc.wait(timeout=30)
+
     def dump_logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
                          for p in sorted(self.logs.glob("*.log")))
@@ -69,8 +78,9 @@ def wait_http(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 1
 
 @contextmanager
 def local_stack(root: Path, *, redis_url: str | None = None, env: dict[str, str] | None = None,
-                api_threads: int = 8, worker: bool = True) -> Iterator[LocalStack]:
-    """A database under `root`, Redis (given or private), the API on a free port and (by default) one worker."""
+                api_threads: int = 8, worker: bool = True, webhooks: bool = False) -> Iterator[LocalStack]:
+    """A database under `root`, Redis (given or private), the API on a free port, (by default) one worker and
+    (if asked) the webhook worker."""
     root.mkdir(parents=True, exist_ok=True)
     private = None if redis_url else redis_server.start_private_redis(root / "redis")
     port = redis_server.free_port()
@@ -83,6 +93,8 @@ def local_stack(root: Path, *, redis_url: str | None = None, env: dict[str, str]
     try:
         if worker:
             stack.start_worker()
+        if webhooks:
+            stack.start_webhook_worker()
         api = stack.start("api", api_command(f"127.0.0.1:{port}", threads=api_threads))
         wait_http(f"{stack.base_url}/readyz", [api])
         yield stack

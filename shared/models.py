@@ -44,6 +44,9 @@ def _time(*, nullable: bool = True, index: bool = False) -> Any:
 class Tenant(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=100)
+    # Webhook targets this tenant may reach although they are private (CIDRs or host names), beside the
+    # service-wide MEDQ_WEBHOOK_ALLOW.
+    webhook_allow: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
@@ -80,7 +83,15 @@ class Job(SQLModel, table=True):
     input_kind: str = Field(max_length=16)  # "text" | "image"
     input_media_type: str | None = Field(default=None, max_length=64)
     input_data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # The patient reference from a FHIR input (a FHIR Reference), used as RiskAssessment.subject.
+    subject: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Identifiers of the input that are not patient data (DICOM Study/Series/SOP Instance UIDs, the FHIR
+    # DocumentReference), kept to reference the input from the FHIR result.
+    input_refs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     explain: bool = False
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    webhook_events: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    result_format: str = Field(default="json", max_length=8)  # of webhook bodies: "json" | "fhir"
     max_queue_seconds: int | None = None
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -104,3 +115,79 @@ class IdempotencyRecord(SQLModel, table=True):
     is_batch: bool = False
     job_ids: list[str] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class WebhookEvent(SQLModel, table=True):
+    """The outbox: one row per event a job's webhook should receive, written in the same transaction as the
+    job's terminal status. Its id is the `webhook-id`, fixed across retries and redeliveries. The body is built
+    from the job at delivery time, so patient data is stored once (and erased with the job)."""
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "type"),
+        Index("ix_webhookevent_due", "status", "next_attempt_at"),
+    )
+
+    id: str = Field(default_factory=lambda: f"msg_{uuid.uuid4().hex}", primary_key=True, max_length=40)
+    job_id: str = Field(foreign_key="job.id", index=True)
+    tenant_id: str = Field(foreign_key="tenant.id")
+    type: str = Field(max_length=32)
+    status: str = Field(default="pending", max_length=16)  # pending | delivered | failed | stopped
+    attempts: int = 0  # all attempts, numbering the delivery log
+    round_attempts: int = 0  # attempts since the event was (re)queued: indexes the retry schedule
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    # When a delivery task was last sent for the due attempt; the dispatcher resends only long after.
+    dispatched_at: datetime | None = _time()
+    # Held by the one task that is delivering now: a duplicated message finds it taken and does nothing.
+    lease_until: datetime | None = _time()
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One delivery attempt, as `GET /v1/jobs/{id}/deliveries` reports it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(foreign_key="webhookevent.id", index=True, max_length=40)
+    job_id: str = Field(foreign_key="job.id", index=True)
+    attempt: int
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    duration_ms: float = 0.0
+
+
+class WebhookSecret(SQLModel, table=True):
+    """A tenant's signing secrets: the current one (`valid_until` null) and, after a rotation, the previous one
+    until its grace period ends; while both are valid both sign."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True)
+    secret: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    valid_until: datetime | None = _time()
+
+
+class AuditEntry(SQLModel, table=True):
+    """One access, append-only: who (key id), tenant, action, object, outcome, time, request id — for reads too.
+    `hash` covers the entry and the previous entry's hash, so editing or deleting a row breaks the chain."""
+
+    seq: int = Field(primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    tenant_id: str | None = Field(default=None, max_length=36, index=True)
+    key_id: str | None = Field(default=None, max_length=36)
+    action: str = Field(max_length=100)
+    object_id: str | None = Field(default=None, max_length=200)
+    outcome: int
+    request_id: str = Field(max_length=64)
+    client: str | None = Field(default=None, max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's head (one row): updating it first serialises writers on every database, so the chain never
+    forks under concurrent requests."""
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(default="0" * 64, max_length=64)

@@ -21,6 +21,35 @@ Task = Literal["text-classification", "image-classification"]
 Architecture = Literal["encoder-linear-head", "hf-sequence-classification", "small-cnn", "noop"]
 
 
+class Coding(BaseModel):
+    """A code for a label in a standard terminology (SNOMED CT, ICD-10), as FHIR's Coding has it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system: str = Field(min_length=1, description="e.g. http://snomed.info/sct or http://hl7.org/fhir/sid/icd-10")
+    code: str = Field(min_length=1)
+    display: str | None = None
+
+
+class Window(BaseModel):
+    """A VOI window in the units after the modality LUT (e.g. Hounsfield units for CT)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    center: float
+    width: float = Field(gt=0)
+
+
+class DicomPolicy(BaseModel):
+    """How DICOM input is accepted for an image model: the modalities it was built for and the window used when
+    a file carries none ("minmax" stretches the stored range, which suits uncalibrated CR/DX values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    modalities: list[str] = Field(min_length=1, description="Modality (0008,0060) values accepted, e.g. CR, DX, OT.")
+    default_window: Window | Literal["minmax"] = "minmax"
+
+
 class ModelSpec(BaseModel):
     """What `model.json` holds. `directory` is filled in when it is read from disk."""
 
@@ -41,6 +70,8 @@ class ModelSpec(BaseModel):
     calibration: dict[str, Any] = Field(default_factory=lambda: {"temperature": 1.0})
     abstain_band: tuple[float, float] | None = None
     limits: dict[str, Any] = Field(default_factory=dict)
+    codes: dict[str, list[Coding]] = Field(default_factory=dict, description="Terminology codes per label.")
+    dicom: DicomPolicy | None = Field(default=None, description="Image models: DICOM input policy (None: refused).")
     card: ModelCard = Field(default_factory=ModelCard)
     directory: Path | None = Field(default=None, exclude=True)
 
@@ -56,6 +87,17 @@ class ModelSpec(BaseModel):
         if self.architecture == "encoder-linear-head" and not self.encoder:
             raise ValueError("encoder-linear-head needs 'encoder'")
         return self
+
+    @model_validator(mode="after")
+    def _codes_name_labels(self) -> ModelSpec:
+        unknown = sorted(set(self.codes) - set(self.labels))
+        if unknown:
+            raise ValueError(f"codes given for labels the model does not have: {unknown}")
+        return self
+
+    def codings(self, label: str) -> list[Coding]:
+        """The label's terminology codes; empty when none is known."""
+        return list(self.codes.get(label, []))
 
     @property
     def input_kind(self) -> Literal["text", "image"]:

@@ -8,7 +8,8 @@ import sys
 
 def api_command(bind: str, *, threads: int) -> list[str]:
     """The API under gunicorn: threaded workers (Prefer: wait holds a thread), keep-alive beyond the 60 s wait."""
-    return [sys.executable, "-m", "gunicorn", "api:create_app()", "--bind", bind, "--workers", "2",
+    return [sys.executable, "-m", "gunicorn", "--config", "python:api.gunicorn_conf", "api:create_app()",
+            "--bind", bind, "--workers", "2",
             "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "75"]
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 from shared.status import Priority
 
 TASK_RUN_JOBS = "medq.run_jobs"
+TASK_DELIVER_WEBHOOK = "medq.deliver_webhook"
+
+# Webhook deliveries have their own queue and their own worker, so a slow or dead receiver never holds a thread
+# that inference needs (and an inference backlog never delays a callback).
+WEBHOOK_QUEUE = "medq.webhooks"
 
 QUEUE_BY_PRIORITY: dict[Priority, str] = {
     Priority.STAT: "medq.stat",

@@ -33,16 +33,23 @@ JobInput = TextInput | ImageInput
 
 
 class WebhookSpec(_Strict):
-    url: AnyHttpUrl
-    events: list[EventType] = Field(default_factory=list)
+    url: AnyHttpUrl = Field(description="https:// endpoint; private targets only when allowlisted.")
+    events: list[EventType] = Field(default_factory=list, description="Empty: every terminal event.")
+
+
+ResultFormat = Literal["json", "fhir"]
 
 
 class JobCreate(_Strict):
     model: str = Field(min_length=1, max_length=100)
     input: JobInput
+    # Extension: the patient as a FHIR Reference (set from a FHIR input); becomes RiskAssessment.subject.
+    subject: dict[str, Any] | None = None
     external_id: ExternalId | None = None
     priority: Priority = Priority.ROUTINE
     webhook: WebhookSpec | None = None
+    # "fhir": webhook bodies also carry the FHIR RiskAssessment bundle (`fhir`) beside the Job (`data`).
+    result_format: ResultFormat = "json"
     max_queue_seconds: int | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     explain: bool = False
 
@@ -57,6 +64,8 @@ class BatchCreate(_Strict):
     items: list[BatchItem] = Field(min_length=1)
     priority: Priority = Priority.ROUTINE
     webhook: WebhookSpec | None = None
+    # "fhir": webhook bodies also carry the FHIR RiskAssessment bundle (`fhir`) beside the Job (`data`).
+    result_format: ResultFormat = "json"
     max_queue_seconds: int | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     explain: bool = False
 
@@ -92,6 +101,8 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     queue_position: int | None
+    # Extension: while queued, when the job is expected to start (queue position / recent throughput), else null.
+    estimated_start_at: datetime | None = None
     result: JobResult | None
     error: JobError | None
     data_removed: bool
@@ -127,3 +138,26 @@ class ModelOut(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelOut]
+
+
+class DeliveryOut(BaseModel):
+    event: EventType
+    webhook_id: str
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]
+
+
+class WebhookSecretOut(BaseModel):
+    secret: str
+    previous_valid_until: datetime | None = None
+
+
+class WebhookAllowlist(_Strict):
+    entries: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] = Field(max_length=100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     model_dir: Path = PROJECT_ROOT / "models"
     demo_key: str | None = None
+    # Flower's basic-auth credentials "user:password"; unset → `medq flower` makes one and keeps it in
+    # var/flower.auth (mode 600), as `make run` does for the demo key. Flower never runs without them.
+    flower_basic_auth: str | None = None
+    # The API's address as clients reach it: names this service in FHIR resources sent in webhook bodies.
+    public_base_url: str = "http://127.0.0.1:8000"
 
     # Request limits (contract defaults).
     max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
@@ -29,6 +34,8 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(default=256, gt=0, le=256)
     max_wait_seconds: int = Field(default=60, ge=0, le=60)
     idempotency_ttl_hours: int = Field(default=24, gt=0)
+    # More failed authentications than this from one client address in a minute → 429 for the rest of it.
+    auth_failures_per_minute: int = Field(default=20, gt=0)
 
     # How long a client should wait before retrying when the broker or database is down.
     retry_after_seconds: int = Field(default=5, gt=0)
@@ -49,6 +56,45 @@ class Settings(BaseSettings):
     batch_max_length_ratio: float | None = Field(default=2.0, ge=1.0)
     preload_models: bool = True
     log_level: str = "INFO"
+
+    # Webhooks (contract names). The schedule is the delay before each retry after the first attempt.
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_timeout_s: float = Field(default=15.0, gt=0)
+    # CIDRs or host names that webhooks may reach although private (plain http:// only to these).
+    webhook_allow: str = ""
+    webhook_secret_grace_hours: float = Field(default=24.0, ge=0)
+    # Each retry waits its scheduled delay plus or minus this fraction, so retries to one receiver spread out.
+    webhook_jitter: float = Field(default=0.1, ge=0, le=0.5)
+    # Bytes of a receiver's answer read at most (the body is not needed; a huge one must not hurt us).
+    webhook_max_response_bytes: int = Field(default=64 * 1024, gt=0)
+    # The dispatcher's poll for due retries and for events whose first send was lost.
+    webhook_poll_interval_s: float = Field(default=1.0, gt=0)
+    webhook_redispatch_after_s: float = Field(default=60.0, gt=0)
+    webhook_concurrency: int = Field(default=16, gt=0)
+
+    # Prometheus endpoints of the workers (0 = off); the API serves /metrics itself. 0.0.0.0 in containers.
+    worker_metrics_port: int = Field(default=9808, ge=0)
+    webhook_metrics_port: int = Field(default=9809, ge=0)
+    metrics_address: str = "127.0.0.1"
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_is_seconds(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError as exc:
+            raise ValueError("comma-separated seconds, e.g. 5,300,1800") from exc
+        if any(d < 0 for d in delays):
+            raise ValueError("delays cannot be negative")
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.webhook_retry_schedule.split(",") if part.strip())
+
+    @property
+    def webhook_allow_entries(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.webhook_allow.split(",") if part.strip())
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -22,4 +22,4 @@ def test_compose_file_is_valid_and_has_the_services() -> None:
     result = subprocess.run([*_compose(), "config", "--services"], check=False, cwd=PROJECT_ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert set(result.stdout.split()) == {"redis", "postgres", "api", "worker", "flower"}
+    assert set(result.stdout.split()) == {"redis", "postgres", "api", "worker", "webhooks", "flower"}

@@ -16,18 +16,22 @@ from celery.signals import worker_ready, worker_shutdown
 
 from shared.db import init_db, make_engine
 from shared.notify import Publisher
-from shared.queues import QUEUE_BY_PRIORITY
+from shared.queues import QUEUE_BY_PRIORITY, TASK_DELIVER_WEBHOOK, WEBHOOK_QUEUE
 from shared.settings import Settings
 from shared.status import Priority
+from worker import metrics
+from worker.dispatcher import Dispatcher
 from worker.engine import InferenceEngine
 from worker.registry import Registry
 from worker.service import Runtime
+from worker.webhooks import Delivery
 
 # A message not acknowledged within this long is redelivered by Redis. Longer than any batch can run.
 VISIBILITY_TIMEOUT_S = 3600
 
 
-def create_celery(settings: Settings) -> Celery:
+def create_celery(settings: Settings, *, role: str = "inference") -> Celery:
+    """`role` is "inference" (runs jobs) or "webhooks" (delivers webhooks and runs the dispatcher)."""
     app = Celery("medq", broker=settings.redis_url, set_as_current=True)
     app.conf.update(
         task_acks_late=True,
@@ -45,8 +49,10 @@ def create_celery(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S,
                                   "queue_order_strategy": "priority"},
         worker_hijack_root_logger=False,
+        task_routes={TASK_DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE}},
     )
     app.conf.medq_settings = settings
+    app.conf.medq_role = role
     from worker.tasks import register_tasks
 
     register_tasks(app)
@@ -66,16 +72,46 @@ def runtime_for(app: Celery) -> Runtime:
             init_db(engine)
             inference = InferenceEngine(Registry(settings), settings)
             runtime = Runtime(settings=settings, engine=engine, inference=inference,
-                              notify=Publisher(settings.redis_url).finished)
+                              notify=Publisher(settings.redis_url).finished,
+                              send_webhooks=lambda ids: send_deliveries(app, ids))
             app.medq_runtime = runtime
         return runtime
 
 
+def delivery_for(app: Celery) -> Delivery:
+    """The webhook worker's Delivery (database engine and pooled HTTP client), built on first use."""
+    with _runtime_lock:
+        delivery: Delivery | None = getattr(app, "medq_delivery", None)
+        if delivery is None:
+            settings: Settings = app.conf.medq_settings
+            engine = make_engine(settings.database_url)
+            init_db(engine)
+            delivery = Delivery(settings=settings, engine=engine)
+            app.medq_delivery = delivery
+        return delivery
+
+
+def send_deliveries(app: Celery, event_ids: list[str]) -> None:
+    for event_id in event_ids:
+        app.send_task(TASK_DELIVER_WEBHOOK, args=[event_id], queue=WEBHOOK_QUEUE)
+
+
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _preload(sender: object = None, **_: object) -> None:
-    """Load and warm every model before the first job, so the first patients do not pay for it."""
+    """Inference: load and warm every model before the first job, so the first patients do not pay for it.
+    Webhooks: start the dispatcher."""
     app = getattr(sender, "app", None)
-    if app is not None and app.conf.get("medq_settings") and app.conf.medq_settings.preload_models:
+    if app is None or not app.conf.get("medq_settings"):
+        return
+    settings: Settings = app.conf.medq_settings
+    webhooks = app.conf.get("medq_role") == "webhooks"
+    metrics.serve(settings.webhook_metrics_port if webhooks else settings.worker_metrics_port,
+                  settings.metrics_address)
+    if webhooks:
+        delivery = delivery_for(app)
+        app.medq_dispatcher = Dispatcher(delivery.engine, delivery.settings, lambda ids: send_deliveries(app, ids))
+        app.medq_dispatcher.start()
+    elif settings.preload_models:
         runtime_for(app).inference.warmup()
 
 
@@ -86,3 +122,6 @@ def _drain(sender: object = None, **_: object) -> None:
     runtime: Runtime | None = getattr(app, "medq_runtime", None)
     if runtime is not None:
         runtime.inference.close()
+    dispatcher: Dispatcher | None = getattr(app, "medq_dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 
 from shared.errors import ModelUnavailable
 from shared.settings import Settings
+from worker import metrics
 from worker.batching import Batcher, BatchPolicy, BatchStats
 from worker.predictors.base import Predictor
 from worker.registry import Registry
@@ -85,7 +87,7 @@ class InferenceEngine:
                 self._batchers[key] = Batcher(
                     _served(predictor, explain=explain), policy_for(predictor, self.settings, explain=explain),
                     size_of=predictor.size_of, name=f"{model}{'-explain' if explain else ''}",
-                    on_batch=self._record)
+                    on_batch=functools.partial(self._record, model))
             return self._batchers[key]
 
     def warmup(self) -> None:
@@ -100,8 +102,9 @@ class InferenceEngine:
                 predictor.predict(batch)
             log.info("model %s warmed up", name)
 
-    def _record(self, stats: BatchStats) -> None:
+    def _record(self, model: str, stats: BatchStats) -> None:
         self.stats.record(stats)
+        metrics.record_batch(model, stats)
         log.debug("forward: %d items, %d/%d padded tokens, %.1f ms", stats.size, stats.real_tokens,
                   stats.padded_tokens, stats.seconds * 1000)
 

@@ -11,6 +11,7 @@ import torch
 from shared.errors import ModelConfigError, ModelUnavailable
 from shared.modelspec import ModelSpec, discover, verify_digest
 from shared.settings import Settings
+from worker import metrics
 from worker.predictors.base import Predictor, pick_device
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Registry:
             raise
         except Exception as exc:
             raise ModelUnavailable(f"model {name} failed to load: {exc}") from exc
-        log.info("loaded model %s %s on %s in %.2fs", name, spec.version, self.device,
-                 time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        metrics.MODEL_LOAD.labels(name).set(seconds)
+        log.info("loaded model %s %s on %s in %.2fs", name, spec.version, self.device, seconds)
         return predictor

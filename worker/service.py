@@ -15,10 +15,12 @@ from sqlalchemy.engine import Engine
 
 from shared.db import session_scope
 from shared.errors import InvalidInput, JobFailure, ModelUnavailable, PredictionFailed
-from shared.models import Job
+from shared.models import Job, utcnow
+from shared.outbox import record_events
 from shared.settings import Settings
 from shared.status import Priority
 from shared.worker_store import claim_jobs, release_jobs, store_results
+from worker import metrics
 from worker.batching import BatcherClosed, BatchFailed
 from worker.engine import InferenceEngine, Served
 from worker.predictors.base import Predictor, build_result
@@ -36,6 +38,18 @@ class Runtime:
     max_attempts: int = 3
     # Told the ids of jobs that reached a terminal status (the API's Prefer: wait listens).
     notify: Callable[[list[str]], None] = lambda ids: None
+    # Sends delivery tasks for webhook events recorded with the terminal statuses.
+    send_webhooks: Callable[[list[str]], None] = lambda ids: None
+
+    def finished(self, job_ids: list[str], event_ids: list[str]) -> None:
+        """After the commit: wake waiting clients and send the webhooks. A failure here loses nothing (the
+        events are in the outbox and the dispatcher resends them)."""
+        self.notify(job_ids)
+        if event_ids:
+            try:
+                self.send_webhooks(event_ids)
+            except Exception as exc:  # the broker may be down; the dispatcher will pick them up
+                log.warning("%d webhook event(s) left to the dispatcher: %s", len(event_ids), exc)
 
 
 def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool) -> None:
@@ -43,11 +57,16 @@ def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool) -
     PredictionFailed is raised for the caller to retry — unless this is the final attempt, when they fail."""
     with session_scope(runtime.engine) as session:
         jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts)
-    claimed = {job.id for job in jobs}
-    runtime.notify([i for i in job_ids if i not in claimed])  # expired, canceled or failed at claim time
+        claimed = {job.id for job in jobs}
+        unclaimed = [i for i in job_ids if i not in claimed]  # expired, canceled or failed at claim time
+        events = record_events(session, job_ids=unclaimed, dispatched_at=utcnow()) if unclaimed else []
+    runtime.finished(unclaimed, events)
     by_model: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         by_model[job.model].append(job)
+        if job.started_at is not None:
+            metrics.QUEUE_DELAY.labels(job.model, job.priority).observe(
+                (job.started_at - job.created_at).total_seconds())
     pending = [_submit_group(model, group, runtime) for model, group in by_model.items()]
     retry: list[Job] = []
     for predictor, submitted in pending:
@@ -116,15 +135,24 @@ def _store(runtime: Runtime, outcomes: list[tuple[Job, dict[str, Any] | JobFailu
         return
     results = {job.id: o for job, o in outcomes if not isinstance(o, JobFailure)}
     failures = {job.id: (o.job_error_type, o.detail) for job, o in outcomes if isinstance(o, JobFailure)}
+    for job, outcome in outcomes:
+        metrics.JOBS.labels(job.model, outcome.job_error_type if isinstance(outcome, JobFailure)
+                            else "succeeded").inc()
+    ids = [job.id for job, _ in outcomes]
     with session_scope(runtime.engine) as session:
         store_results(session, results=results, failures=failures)
-    runtime.notify([job.id for job, _ in outcomes])
+        events = record_events(session, job_ids=ids, dispatched_at=utcnow())
+    runtime.finished(ids, events)
 
 
 def _fail(runtime: Runtime, jobs: list[Job], error_type: str, detail: str) -> None:
+    ids = [job.id for job in jobs]
+    for job in jobs:
+        metrics.JOBS.labels(job.model, error_type).inc()
     with session_scope(runtime.engine) as session:
         store_results(session, results={}, failures={job.id: (error_type, detail) for job in jobs})
-    runtime.notify([job.id for job in jobs])
+        events = record_events(session, job_ids=ids, dispatched_at=utcnow())
+    runtime.finished(ids, events)
     log.warning("%d job(s) failed: %s", len(jobs), error_type)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery, Task
 
 from shared.errors import PredictionFailed
-from shared.queues import TASK_RUN_JOBS
+from shared.queues import TASK_DELIVER_WEBHOOK, TASK_RUN_JOBS
 
 MAX_RETRIES = 2
 
@@ -22,4 +22,13 @@ def register_tasks(app: Celery) -> None:
         except PredictionFailed as exc:
             raise self.retry(exc=exc, countdown=2 ** self.request.retries) from exc
 
-    _ = run_jobs
+    @app.task(name=TASK_DELIVER_WEBHOOK, bind=True)  # type: ignore[untyped-decorator]
+    def deliver_webhook(self: Task, event_id: str) -> None:
+        # Retries are not Celery retries: the outbox row holds the schedule and the dispatcher sends them, so
+        # a 10-hour back-off never sits in Redis past its visibility timeout.
+        from worker.celery_app import delivery_for
+        from worker.webhooks import deliver
+
+        deliver(event_id, delivery=delivery_for(self.app))
+
+    _ = run_jobs, deliver_webhook

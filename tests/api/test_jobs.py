@@ -112,12 +112,6 @@ def test_malformed_json_unsupported_type_and_huge_body(client: FlaskClient, auth
     _problem(client.post("/v1/jobs", data="x" * 2000, headers={**auth, "Content-Type": "application/json"}), 413)
 
 
-def test_webhooks_are_refused_plainly_until_delivery_exists(client: FlaskClient, auth: dict[str, str]) -> None:
-    problem = _problem(_post(client, auth, {**TEXT_JOB, "webhook": {"url": "https://example.org/hook"}}), 422)
-    assert problem["errors"][0]["field"] == "webhook"
-    assert _post(client, auth, {**TEXT_JOB, "explain": True}).status_code == 202
-
-
 def test_broker_down_is_503_and_leaves_nothing(client: FlaskClient, auth: dict[str, str], app: Flask,
                                                enqueuer: RecordingEnqueuer) -> None:
     enqueuer.fail = True
