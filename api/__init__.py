@@ -6,12 +6,13 @@ import logging
 
 from flask import Flask
 
-from api import fhir_bp, health, jobs, metrics, models_bp, problems, webhooks_bp
+from api import audit, fhir_bp, health, jobs, metrics, models_bp, problems, webhooks_bp
 from api.enqueue import CeleryEnqueuer
 from api.state import ApiState, Enqueuer
 from shared.bootstrap import ensure_demo_key
 from shared.db import init_db, make_engine
 from shared.notify import Waiter
+from shared.ratelimit import RateLimiter
 from shared.settings import Settings, get_settings
 
 
@@ -27,10 +28,11 @@ def create_app(settings: Settings | None = None, *, enqueuer: Enqueuer | None = 
     if settings.demo_key:
         ensure_demo_key(engine, settings.demo_key)
     st = ApiState(settings=settings, engine=engine, enqueuer=enqueuer or CeleryEnqueuer(settings),
-                  waiter=Waiter(settings.redis_url))
+                  waiter=Waiter(settings.redis_url), limiter=RateLimiter(settings.redis_url))
     st.reload_specs()
     app.extensions["medq"] = st
     problems.register(app)
+    audit.register(app)
     metrics.register(app)
     for blueprint in (health.bp, jobs.bp, models_bp.bp, webhooks_bp.bp, fhir_bp.bp):
         app.register_blueprint(blueprint)

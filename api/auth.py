@@ -10,7 +10,7 @@ from flask import g, request
 
 from api.state import state
 from shared.db import session_scope
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, TooManyRequests, Unauthorized
 from shared.keys import Principal, authenticate
 
 P = ParamSpec("P")
@@ -38,12 +38,23 @@ def principal() -> Principal:
 
 
 def _authenticate() -> Principal:
+    st = state()
+    client = f"authfail:{request.remote_addr or 'unknown'}"
+    limit = st.settings.auth_failures_per_minute
+    blocked = st.limiter.exceeded(client, limit=limit, window_s=60) if st.limiter else None
+    if blocked is not None:
+        raise TooManyRequests(f"more than {limit} failed authentications from this client in a minute",
+                              retry_after=blocked)
     header = request.headers.get("Authorization", "")
     scheme, _, raw_key = header.partition(" ")
-    if scheme.lower() != "bearer" or not raw_key.strip():
-        raise Unauthorized("send 'Authorization: Bearer <api key>'")
-    with session_scope(state().engine) as session:
-        found = authenticate(session, raw_key=raw_key.strip())
+    found = None
+    if scheme.lower() == "bearer" and raw_key.strip():
+        with session_scope(st.engine) as session:
+            found = authenticate(session, raw_key=raw_key.strip())
     if found is None:
+        if st.limiter:
+            st.limiter.hit(client, limit=limit, window_s=60)
+        if not raw_key.strip():
+            raise Unauthorized("send 'Authorization: Bearer <api key>'")
         raise Unauthorized("the API key is unknown, revoked or expired")
     return found

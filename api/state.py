@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from shared.modelspec import ModelSpec, discover
 from shared.notify import Waiter
+from shared.ratelimit import RateLimiter
 from shared.settings import Settings
 from shared.status import Priority
 
@@ -29,6 +30,7 @@ class ApiState:
     enqueuer: Enqueuer
     specs: dict[str, ModelSpec] = field(default_factory=dict)
     waiter: Waiter | None = None
+    limiter: RateLimiter | None = None
 
     def reload_specs(self) -> None:
         self.specs = discover(self.settings.model_dir)

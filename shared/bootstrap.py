@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -39,3 +40,17 @@ def ensure_demo_key(engine: Engine, raw_key: str) -> None:
     with session_scope(engine) as session:
         tenant = ensure_tenant(session, name=DEMO_TENANT)
         ensure_api_key(session, tenant_id=tenant.id, raw_key=raw_key, scopes=DEMO_SCOPES)
+
+
+def flower_credentials(settings: Settings, auth_file: Path) -> str:
+    """`user:password` for Flower: MEDQ_FLOWER_BASIC_AUTH if set, else generated once into `auth_file` (600)."""
+    if settings.flower_basic_auth:
+        return settings.flower_basic_auth
+    if auth_file.exists() and auth_file.read_text().strip():
+        return auth_file.read_text().strip()
+    value = f"medq:{secrets.token_urlsafe(18)}"
+    auth_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(auth_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value

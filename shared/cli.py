@@ -8,7 +8,8 @@ import sys
 from datetime import timedelta
 
 from shared.db import init_db, make_engine, session_scope
-from shared.keys import ALL_SCOPES, create_api_key, ensure_tenant
+from shared.errors import NotFound
+from shared.keys import ALL_SCOPES, create_api_key, ensure_tenant, list_keys, revoke_key
 from shared.models import utcnow
 from shared.settings import get_settings
 
@@ -31,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--flower-port", type=int, default=5555)
     dev.set_defaults(func=_dev)
     sub.add_parser("init-db", help="create the database tables").set_defaults(func=_init_db)
-    sub.add_parser("worker", help="start a Celery worker").set_defaults(func=_worker)
+    worker = sub.add_parser("worker", help="start a Celery worker (inference, or --webhooks for deliveries)")
+    worker.add_argument("--webhooks", action="store_true", help="deliver webhooks and run their dispatcher")
+    worker.set_defaults(func=_worker)
     flower = sub.add_parser("flower", help="start Flower (bound to 127.0.0.1 by default)")
     flower.add_argument("--port", type=int, default=5555)
     flower.add_argument("--address", default="127.0.0.1")
@@ -46,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     create_key.add_argument("--scopes", nargs="+", default=["jobs:read", "jobs:write"], choices=sorted(ALL_SCOPES))
     create_key.add_argument("--expires-in", type=int, metavar="DAYS")
     create_key.set_defaults(func=_keys_create)
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers()
+    audit.add_parser("verify", help="check the audit log's hash chain").set_defaults(func=_audit_verify)
+    list_keys = keys.add_parser("list", help="list API keys (prefix, scopes, state; never the key)")
+    list_keys.add_argument("--tenant")
+    list_keys.set_defaults(func=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke an API key at once")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_keys_revoke)
     return parser
 
 
@@ -61,18 +72,23 @@ def _init_db(_: argparse.Namespace) -> int:
     return 0
 
 
-def _worker(_: argparse.Namespace) -> int:
+def _worker(args: argparse.Namespace) -> int:
     from worker.__main__ import main as worker_main
 
-    worker_main([])
+    worker_main(["webhooks"] if args.webhooks else [])
     return 0
 
 
 def _flower(args: argparse.Namespace) -> int:
+    from shared.bootstrap import flower_credentials
+    from shared.settings import PROJECT_ROOT
     from worker.celery_app import create_celery
 
-    app = create_celery(get_settings())
-    app.start(["flower", f"--port={args.port}", f"--address={args.address}"])
+    settings = get_settings()
+    credentials = flower_credentials(settings, PROJECT_ROOT / "var" / "flower.auth")
+    app = create_celery(settings)
+    # Flower shows task names and ids only (never patient data), but it can also revoke tasks: always behind auth.
+    app.start(["flower", f"--port={args.port}", f"--address={args.address}", f"--basic-auth={credentials}"])
     return 0
 
 
@@ -94,6 +110,50 @@ def _keys_create(args: argparse.Namespace) -> int:
         key, raw = create_api_key(session, tenant_id=tenant.id, scopes=frozenset(args.scopes), expires_at=expires)
         print(f"key id {key.id} for tenant {tenant.name}, scopes {key.scopes}; shown once:", file=sys.stderr)
     print(raw)
+    return 0
+
+
+def _audit_verify(_: argparse.Namespace) -> int:
+    from shared.audit import verify_chain
+
+    engine = make_engine(get_settings().database_url)
+    init_db(engine)
+    with session_scope(engine) as session:
+        report = verify_chain(session)
+    if report.ok:
+        print(f"audit chain intact: {report.entries} entries")
+        return 0
+    print(f"audit chain BROKEN at entry {report.broken_at}: {report.reason} ({report.entries} entries verified "
+          "before it)", file=sys.stderr)
+    return 1
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    engine = make_engine(get_settings().database_url)
+    init_db(engine)
+    with session_scope(engine) as session:
+        tenant_id = ensure_tenant(session, name=args.tenant).id if args.tenant else None
+        rows = list_keys(session, tenant_id=tenant_id)
+        now = utcnow()
+        print(f"{'id':36}  {'tenant':16} {'prefix':10} {'state':8} {'last used':20} scopes")
+        for key, tenant in rows:
+            state = ("revoked" if key.revoked_at else
+                     "expired" if key.expires_at and key.expires_at <= now else "active")
+            used = key.last_used_at.strftime("%Y-%m-%d %H:%M") if key.last_used_at else "never"
+            print(f"{key.id:36}  {tenant:16} {key.prefix + '…':10} {state:8} {used:20} {key.scopes}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    engine = make_engine(get_settings().database_url)
+    init_db(engine)
+    try:
+        with session_scope(engine) as session:
+            key = revoke_key(session, key_id=args.key_id)
+            print(f"key {key.id} ({key.prefix}…) revoked")
+    except NotFound as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -37,8 +37,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables. Safe to call from every process at start."""
+    """Create missing tables (and the audit chain's head row). Safe to call from every process at start."""
+    from shared.audit import ensure_head
+
     SQLModel.metadata.create_all(engine)
+    with session_scope(engine) as session:
+        ensure_head(session)
 
 
 @contextmanager

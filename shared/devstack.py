@@ -1,5 +1,5 @@
-"""`medq dev` (what `make run` calls): Redis, the API under gunicorn, one worker and Flower, all on loopback,
-stopped together on Ctrl-C."""
+"""`medq dev` (what `make run` calls): Redis, the API under gunicorn, the inference worker, the webhook worker
+and Flower, all on loopback, stopped together on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import redis_server
-from shared.bootstrap import demo_key
+from shared.bootstrap import demo_key, flower_credentials
 from shared.localstack import wait_http
 from shared.procs import api_command, stop_process
 from shared.settings import PROJECT_ROOT, Settings, get_settings
@@ -51,7 +51,8 @@ def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -
         signal.signal(sig, _interrupt)
     try:
         settings = get_settings()
-        env = {**os.environ, "MEDQ_REDIS_URL": _redis_url(settings, stack, var)}
+        env = {**os.environ, "MEDQ_REDIS_URL": _redis_url(settings, stack, var),
+               "MEDQ_FLOWER_BASIC_AUTH": flower_credentials(settings, var / "flower.auth")}
         key = demo_key(get_settings(redis_url=env["MEDQ_REDIS_URL"]), var / "demo.key")
         python = sys.executable
         # Own sessions: Ctrl-C reaches only this process, which then stops the children in order.
@@ -60,11 +61,12 @@ def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -
             return subprocess.Popen(args, env=env, start_new_session=True)
 
         stack.processes["worker"] = spawn([python, "-m", "worker"])
+        stack.processes["webhooks"] = spawn([python, "-m", "worker", "webhooks"])
         stack.processes["api"] = spawn([*api_command(f"{host}:{port}", threads=8), "--access-logfile", "-"])
         stack.processes["flower"] = spawn(
             [python, "-m", "shared.cli", "flower", "--port", str(flower_port), "--address", "127.0.0.1"])
         wait_http(f"http://{host}:{port}/readyz", list(stack.processes.values()))
-        _banner(host, port, flower_port, key, env["MEDQ_REDIS_URL"])
+        _banner(host, port, flower_port, key, env["MEDQ_REDIS_URL"], flower_auth=env["MEDQ_FLOWER_BASIC_AUTH"])
         while all(proc.poll() is None for proc in stack.processes.values()):
             time.sleep(0.5)
         print("a process exited; stopping the stack", file=sys.stderr)
@@ -80,12 +82,12 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _banner(host: str, port: int, flower_port: int, key: str, redis_url: str) -> None:
+def _banner(host: str, port: int, flower_port: int, key: str, redis_url: str, *, flower_auth: str) -> None:
     base = f"http://{host}:{port}"
     print(f"""
 medq is up.
   API      {base}        (ready: {base}/readyz)
-  Flower   http://127.0.0.1:{flower_port}
+  Flower   http://127.0.0.1:{flower_port}  (basic auth {flower_auth}; kept in var/flower.auth)
   Redis    {redis_url}
   Demo key {key}
 

@@ -9,8 +9,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from shared.errors import NotFound
 from shared.models import ApiKey, Tenant, utcnow
 
 KEY_PREFIX = "mq_"
@@ -66,6 +67,25 @@ def ensure_api_key(session: Session, *, tenant_id: str, raw_key: str, scopes: fr
     if existing is not None:
         return existing
     key, _ = create_api_key(session, tenant_id=tenant_id, scopes=scopes, raw_key=raw_key)
+    return key
+
+
+def list_keys(session: Session, *, tenant_id: str | None = None) -> list[tuple[ApiKey, str]]:
+    """Keys with their tenant's name, oldest first (never the clear text: it is not stored)."""
+    query = select(ApiKey, Tenant.name).join(Tenant, col(Tenant.id) == col(ApiKey.tenant_id))
+    if tenant_id is not None:
+        query = query.where(ApiKey.tenant_id == tenant_id)
+    return [(key, name) for key, name in session.exec(query.order_by(col(ApiKey.created_at))).all()]
+
+
+def revoke_key(session: Session, *, key_id: str) -> ApiKey:
+    """Revoke at once: the next request with the key is a 401 (keys are checked on every request, not cached)."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"no key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
     return key
 
 
