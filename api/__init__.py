@@ -9,6 +9,7 @@ from flask import Flask
 from api import audit, fhir_bp, health, jobs, metrics, models_bp, problems, webhooks_bp
 from api.enqueue import CeleryEnqueuer
 from api.state import ApiState, Enqueuer
+from shared import crypto
 from shared.bootstrap import ensure_demo_key
 from shared.db import init_db, make_engine
 from shared.notify import Waiter
@@ -20,6 +21,8 @@ def create_app(settings: Settings | None = None, *, enqueuer: Enqueuer | None = 
     """Build the app. Tests pass their own settings (and may pass an enqueuer); gunicorn calls it bare."""
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
+    crypto.install(crypto.keyring_from(settings.data_keys, settings.data_key_id),
+                   production=settings.environment == "production")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from werkzeug.datastructures import MultiDict
 
 from api.dicom import dicom_to_png
 from api.fhir_input import parse_fhir
+from api.tokens import count_tokens
 from shared.crud import NewJob
 from shared.errors import BadRequest, FieldError, UnsupportedMediaType, ValidationFailed
 from shared.modelspec import ModelSpec
@@ -100,11 +101,14 @@ def to_new_job(spec: ModelSpec, job_input: JobInput, external_id: str | None, *,
     if spec.input_kind == "text":
         if not isinstance(job_input, TextInput):
             raise _invalid(field, f"model {spec.name} classifies text: send {{\"text\": \"...\"}}")
-        return NewJob(input_kind="text", input_data=_check_text(job_input.text, field, settings),
+        return NewJob(input_kind="text", input_data=_check_text(job_input.text, field, settings, spec),
                       external_id=external_id, subject=subject)
     if not isinstance(job_input, ImageInput):
         raise _invalid(field, f"model {spec.name} classifies images: send image_b64 and media_type")
     data = _decode_b64(job_input.image_b64, f"{field}.image_b64")
+    if len(data) > settings.max_image_bytes:
+        raise _invalid(f"{field}.image_b64", f"the image has {len(data)} bytes; the limit is "
+                                             f"{settings.max_image_bytes}")
     if job_input.media_type == "application/dicom":
         converted = dicom_to_png(data, spec, field=f"{field}.image_b64", max_pixels=settings.max_image_pixels)
         return NewJob(input_kind="image", input_data=converted.png, input_media_type="image/png",
@@ -127,12 +131,15 @@ def _check_subject(subject: dict[str, Any] | None) -> dict[str, Any] | None:
     return checked
 
 
-def _check_text(text: str, field: str, settings: Settings) -> bytes:
+def _check_text(text: str, field: str, settings: Settings, spec: ModelSpec) -> bytes:
     if not text.strip():
         raise _invalid(f"{field}.text", "the text is empty")
     if len(text) > settings.max_text_chars:
         raise _invalid(f"{field}.text", f"the text has {len(text)} characters; the limit is "
                                         f"{settings.max_text_chars}")
+    tokens = count_tokens(spec, text)
+    if tokens is not None and tokens > settings.max_text_tokens:
+        raise _invalid(f"{field}.text", f"the text has {tokens} tokens; the limit is {settings.max_text_tokens}")
     return text.encode("utf-8")
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from api.inputs import to_new_job
 from api.problems import validation_failed
 from api.state import ApiState
 from shared import crud, idempotency
 from shared.db import session_scope
-from shared.errors import FieldError, ValidationFailed
+from shared.errors import FieldError, TooManyRequests, ValidationFailed
 from shared.keys import Principal
 from shared.models import Job
 from shared.modelspec import ModelSpec
@@ -43,6 +44,7 @@ def submit(st: ApiState, who: Principal, body: dict[str, object], *, batch: bool
                                          ttl_hours=st.settings.idempotency_ttl_hours)
             if earlier is not None:
                 return Submitted(crud.get_jobs(session, tenant_id=who.tenant_id, job_ids=earlier), True)
+        _check_quota(st, session, who, len(items))
         jobs = crud.create_jobs(session, tenant_id=who.tenant_id, model=spec.name, model_version=spec.version,
                                 items=items, priority=request.priority,
                                 max_queue_seconds=request.max_queue_seconds, explain=request.explain,
@@ -72,6 +74,21 @@ def _spec(st: ApiState, name: str) -> ModelSpec:
         raise ValidationFailed(f"unknown model {name!r}",
                                errors=[FieldError("model", f"unknown model {name!r}; known: {known}")])
     return spec
+
+
+def _check_quota(st: ApiState, session: Session, who: Principal, count: int) -> None:
+    """Per-tenant limits: a queue cap (one hospital cannot fill the queue for all) and a rate per minute."""
+    settings = st.settings
+    queued = crud.count_queued(session, tenant_id=who.tenant_id)
+    if queued + count > settings.tenant_max_queued:
+        raise TooManyRequests(f"{queued} jobs of this tenant are already queued; the limit is "
+                              f"{settings.tenant_max_queued}", retry_after=max(settings.retry_after_seconds, 30))
+    if st.limiter is not None:
+        wait = st.limiter.hit(f"tenant:{who.tenant_id}", limit=settings.tenant_jobs_per_minute, window_s=60,
+                              amount=count)
+        if wait is not None:
+            raise TooManyRequests(f"more than {settings.tenant_jobs_per_minute} jobs a minute for this tenant",
+                                  retry_after=wait)
 
 
 def _webhook(st: ApiState, who: Principal, request: JobCreate | BatchCreate) -> crud.Webhook | None:

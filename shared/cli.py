@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--flower-port", type=int, default=5555)
     dev.set_defaults(func=_dev)
     sub.add_parser("init-db", help="create the database tables").set_defaults(func=_init_db)
+    sub.add_parser("data-key", help="print a new encryption-at-rest key for MEDQ_DATA_KEYS").set_defaults(
+        func=_data_key)
     worker = sub.add_parser("worker", help="start a Celery worker (inference, or --webhooks for deliveries)")
     worker.add_argument("--webhooks", action="store_true", help="deliver webhooks and run their dispatcher")
     worker.set_defaults(func=_worker)
@@ -42,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers()
     create_tenant = tenants.add_parser("create", help="create a tenant")
     create_tenant.add_argument("name")
+    create_tenant.add_argument("--retention-days", type=int, metavar="DAYS",
+                               help="purge finished jobs' data after DAYS (0: keep; default MEDQ_RETENTION_DAYS)")
     create_tenant.set_defaults(func=_tenants_create)
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers()
     create_key = keys.add_parser("create", help="create an API key (printed once)")
@@ -64,6 +68,16 @@ def _dev(args: argparse.Namespace) -> int:
     from shared import devstack
 
     return devstack.run(port=args.port, flower_port=args.flower_port)
+
+
+def _data_key(_: argparse.Namespace) -> int:
+    from shared.crypto import new_key
+    from shared.models import new_id
+
+    key_id = new_id()[:8]
+    print(f"MEDQ_DATA_KEYS={key_id}:{new_key()}  MEDQ_DATA_KEY_ID={key_id}")
+    print("Keep older keys in MEDQ_DATA_KEYS (comma-separated) until no row uses them.", file=sys.stderr)
+    return 0
 
 
 def _init_db(_: argparse.Namespace) -> int:
@@ -97,7 +111,10 @@ def _tenants_create(args: argparse.Namespace) -> int:
     init_db(engine)
     with session_scope(engine) as session:
         tenant = ensure_tenant(session, name=args.name)
-        print(f"tenant {tenant.name} ({tenant.id})")
+        if args.retention_days is not None:
+            tenant.retention_days = args.retention_days
+            session.add(tenant)
+        print(f"tenant {tenant.name} ({tenant.id}), retention {tenant.retention_days or 'default'} days")
     return 0
 
 

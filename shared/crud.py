@@ -18,6 +18,10 @@ from shared.outbox import record_events
 from shared.presenters import note_throughput
 from shared.status import JobStatus, Priority
 
+# What erasing a job (DELETE, retention) removes: everything patient-derived. Id, status and times stay.
+ERASED: dict[str, Any] = {"input_data": None, "result": None, "error": None, "subject": None, "input_refs": None,
+                          "data_removed": True}
+
 
 @dataclass(frozen=True)
 class Webhook:
@@ -60,6 +64,11 @@ def create_jobs(
     session.add_all(jobs)
     session.flush()
     return jobs
+
+
+def count_queued(session: Session, *, tenant_id: str) -> int:
+    query = select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED)
+    return int(session.exec(query).one())
 
 
 def get_job(session: Session, *, tenant_id: str, job_id: str) -> Job:
@@ -180,10 +189,7 @@ def erase_job(session: Session, *, job: Job) -> None:
     """Remove input, result and error detail; cancel first if the job has not finished."""
     if not JobStatus(job.status).is_terminal:
         cancel_job(session, job=job)
-    session.exec(
-        update(Job).where(col(Job.id) == job.id)
-        .values(input_data=None, result=None, error=None, subject=None, input_refs=None, data_removed=True)
-    )
+    session.exec(update(Job).where(col(Job.id) == job.id).values(**ERASED))
     _sync(session, job)
 
 

@@ -6,10 +6,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from shared.crypto import EncryptedBytes, EncryptedJSON
 
 
 def utcnow() -> datetime:
@@ -44,6 +46,8 @@ def _time(*, nullable: bool = True, index: bool = False) -> Any:
 class Tenant(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=100)
+    # Days a finished job's data is kept before it is purged (None: MEDQ_RETENTION_DAYS).
+    retention_days: int | None = None
     # Webhook targets this tenant may reach although they are private (CIDRs or host names), beside the
     # service-wide MEDQ_WEBHOOK_ALLOW.
     webhook_allow: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
@@ -70,6 +74,7 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         Index("ix_job_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_job_queue_order", "status", "priority_rank", "created_at"),
+        Index("ix_job_tenant_status", "tenant_id", "status"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True)
@@ -82,9 +87,10 @@ class Job(SQLModel, table=True):
     external_id: str | None = Field(default=None, max_length=128, index=True)
     input_kind: str = Field(max_length=16)  # "text" | "image"
     input_media_type: str | None = Field(default=None, max_length=64)
-    input_data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # Patient data is encrypted at rest (shared/crypto.py): the input, the patient reference, the result.
+    input_data: bytes | None = Field(default=None, sa_column=Column(EncryptedBytes("job.input_data"), nullable=True))
     # The patient reference from a FHIR input (a FHIR Reference), used as RiskAssessment.subject.
-    subject: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    subject: dict[str, Any] | None = Field(default=None, sa_column=Column(EncryptedJSON("job.subject"), nullable=True))
     # Identifiers of the input that are not patient data (DICOM Study/Series/SOP Instance UIDs, the FHIR
     # DocumentReference), kept to reference the input from the FHIR result.
     input_refs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -93,7 +99,7 @@ class Job(SQLModel, table=True):
     webhook_events: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     result_format: str = Field(default="json", max_length=8)  # of webhook bodies: "json" | "fhir"
     max_queue_seconds: int | None = None
-    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(EncryptedJSON("job.result"), nullable=True))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     cancel_requested: bool = False
     data_removed: bool = False

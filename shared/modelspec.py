@@ -4,6 +4,7 @@ worker (loading). No torch here."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 from pathlib import Path
@@ -111,6 +112,20 @@ class ModelSpec(BaseModel):
         if self.directory is None:
             raise ModelConfigError(f"model {self.name} has no directory")
         return self.directory / self.weights
+
+    def encoder_path(self) -> Path:
+        """The encoder (or checkpoint) folder: 'package:<module>' names an installed package whose
+        `get_model_path()` gives it; anything else is relative to the model directory."""
+        ref = self.encoder or self.weights
+        if ref.startswith("package:"):
+            try:
+                module = importlib.import_module(ref.removeprefix("package:"))
+            except ImportError as exc:
+                raise ModelConfigError(f"model {self.name}: encoder package {ref} is not installed") from exc
+            return Path(module.get_model_path())
+        if self.directory is None:
+            raise ModelConfigError(f"model {self.name} has no directory")
+        return self.directory / ref
 
     def to_public(self) -> ModelOut:
         return ModelOut(

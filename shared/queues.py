@@ -6,6 +6,7 @@ from shared.status import Priority
 
 TASK_RUN_JOBS = "medq.run_jobs"
 TASK_DELIVER_WEBHOOK = "medq.deliver_webhook"
+TASK_PURGE_EXPIRED = "medq.purge_expired_data"
 
 # Webhook deliveries have their own queue and their own worker, so a slow or dead receiver never holds a thread
 # that inference needs (and an inference backlog never delays a callback).

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     model_dir: Path = PROJECT_ROOT / "models"
     demo_key: str | None = None
+    # Encryption at rest: "id:base64-32-byte-key,..." and the id that encrypts new data (older ids still
+    # decrypt). Unset: the development key, which production refuses. `medq data-key` prints a new key.
+    data_keys: str = ""
+    data_key_id: str = "dev"
     # Flower's basic-auth credentials "user:password"; unset → `medq flower` makes one and keeps it in
     # var/flower.auth (mode 600), as `make run` does for the demo key. Flower never runs without them.
     flower_basic_auth: str | None = None
@@ -31,9 +35,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_text_chars: int = Field(default=100_000, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    # Tokens by the model's tokenizer; the model reads its first max_length (256) and bounds CPU beyond that.
+    max_text_tokens: int = Field(default=32_768, gt=0)
     max_batch_items: int = Field(default=256, gt=0, le=256)
     max_wait_seconds: int = Field(default=60, ge=0, le=60)
     idempotency_ttl_hours: int = Field(default=24, gt=0)
+    # Finished jobs' inputs and results are purged this many days after they finish (0: kept until DELETE);
+    # a tenant's own retention_days wins. The purge runs every retention_sweep_s in the webhook worker (beat).
+    retention_days: int = Field(default=30, ge=0)
+    retention_sweep_s: float = Field(default=3600.0, gt=0)
+    # Per tenant: jobs accepted per minute, and jobs waiting in the queue at once (429 + Retry-After beyond).
+    tenant_jobs_per_minute: int = Field(default=6000, gt=0)
+    tenant_max_queued: int = Field(default=10_000, gt=0)
     # More failed authentications than this from one client address in a minute → 429 for the rest of it.
     auth_failures_per_minute: int = Field(default=20, gt=0)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 from shared.queues import ALL_QUEUES, WEBHOOK_QUEUE
 from shared.settings import get_settings
@@ -17,7 +19,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     app = create_celery(settings, role=role)
     if role == "webhooks":
-        argv = argv[1:]
+        # -B: the embedded beat schedules the retention purge (idempotent, so one per webhook worker is harmless).
+        schedule = Path(tempfile.gettempdir()) / f"medq-celerybeat-{os.getpid()}"
+        argv = ["-B", f"--schedule={schedule}", *argv[1:]]
         queues, concurrency, name = [WEBHOOK_QUEUE], settings.webhook_concurrency, f"webhooks-{os.getpid()}@%h"
     else:
         queues, concurrency, name = list(ALL_QUEUES), settings.worker_concurrency, f"inference-{os.getpid()}@%h"

@@ -14,9 +14,10 @@ import threading
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from shared import crypto
 from shared.db import init_db, make_engine
 from shared.notify import Publisher
-from shared.queues import QUEUE_BY_PRIORITY, TASK_DELIVER_WEBHOOK, WEBHOOK_QUEUE
+from shared.queues import QUEUE_BY_PRIORITY, TASK_DELIVER_WEBHOOK, TASK_PURGE_EXPIRED, WEBHOOK_QUEUE
 from shared.settings import Settings
 from shared.status import Priority
 from worker import metrics
@@ -32,6 +33,8 @@ VISIBILITY_TIMEOUT_S = 3600
 
 def create_celery(settings: Settings, *, role: str = "inference") -> Celery:
     """`role` is "inference" (runs jobs) or "webhooks" (delivers webhooks and runs the dispatcher)."""
+    crypto.install(crypto.keyring_from(settings.data_keys, settings.data_key_id),
+                   production=settings.environment == "production")
     app = Celery("medq", broker=settings.redis_url, set_as_current=True)
     app.conf.update(
         task_acks_late=True,
@@ -49,7 +52,9 @@ def create_celery(settings: Settings, *, role: str = "inference") -> Celery:
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S,
                                   "queue_order_strategy": "priority"},
         worker_hijack_root_logger=False,
-        task_routes={TASK_DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE}},
+        task_routes={TASK_DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE}, TASK_PURGE_EXPIRED: {"queue": WEBHOOK_QUEUE}},
+        # Run by the beat embedded in the webhook worker (python -m worker webhooks).
+        beat_schedule={"purge-expired-data": {"task": TASK_PURGE_EXPIRED, "schedule": settings.retention_sweep_s}},
     )
     app.conf.medq_settings = settings
     app.conf.medq_role = role

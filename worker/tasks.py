@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery, Task
 
 from shared.errors import PredictionFailed
-from shared.queues import TASK_DELIVER_WEBHOOK, TASK_RUN_JOBS
+from shared.queues import TASK_DELIVER_WEBHOOK, TASK_PURGE_EXPIRED, TASK_RUN_JOBS
 
 MAX_RETRIES = 2
 
@@ -31,4 +31,11 @@ def register_tasks(app: Celery) -> None:
 
         deliver(event_id, delivery=delivery_for(self.app))
 
-    _ = run_jobs, deliver_webhook
+    @app.task(name=TASK_PURGE_EXPIRED, bind=True)  # type: ignore[untyped-decorator]
+    def purge_expired_data(self: Task) -> int:
+        from worker.celery_app import delivery_for
+        from worker.maintenance import purge
+
+        return purge(delivery_for(self.app))
+
+    _ = run_jobs, deliver_webhook, purge_expired_data

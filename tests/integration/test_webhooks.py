@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import redis
+from sqlalchemy import update
+from sqlmodel import col
 from standardwebhooks import Webhook
 
+from shared.db import make_engine, session_scope
 from shared.localstack import LocalStack, local_stack
+from shared.models import Job, utcnow
 from shared.queues import WEBHOOK_QUEUE
 from tests.receiver import Receiver, Reply, running_receiver
 
 pytestmark = pytest.mark.integration
 
 HOOK_ENV = {"MEDQ_WEBHOOK_ALLOW": "127.0.0.1/32", "MEDQ_WEBHOOK_RETRY_SCHEDULE": "1,1,1",
-            "MEDQ_WEBHOOK_POLL_INTERVAL_S": "0.2", "MEDQ_WEBHOOK_REDISPATCH_AFTER_S": "2"}
+            "MEDQ_WEBHOOK_POLL_INTERVAL_S": "0.2", "MEDQ_WEBHOOK_REDISPATCH_AFTER_S": "2",
+            "MEDQ_RETENTION_SWEEP_S": "1"}
 NOTE = {"model": "disease-category", "input": {"text": "Progressive memory loss and gait apraxia."}}
 
 
@@ -106,3 +112,23 @@ def test_a_result_stored_before_a_crash_is_still_delivered(stack: LocalStack, re
 
 def receiver_paths(receiver: Receiver) -> list[str]:
     return [r.path for r in receiver.received]
+
+
+def test_the_beat_purges_data_past_retention(stack: LocalStack) -> None:
+    """The webhook worker's embedded beat runs the retention purge: a job that finished 31 days ago (default
+    retention 30) loses its data and keeps its stub."""
+    with stack.client() as client:
+        job = client.post("/v1/jobs", json=NOTE, headers={"Prefer": "wait=30"}).json()
+        assert job["status"] == "succeeded"
+        engine = make_engine(stack.env["MEDQ_DATABASE_URL"])
+        with session_scope(engine) as session:
+            session.exec(update(Job).where(col(Job.id) == job["id"])
+                         .values(finished_at=utcnow() - timedelta(days=31)))
+        engine.dispose()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen = client.get(f"/v1/jobs/{job['id']}").json()
+            if seen["data_removed"]:
+                break
+            time.sleep(0.5)
+    assert seen["data_removed"] and seen["result"] is None and seen["status"] == "succeeded"

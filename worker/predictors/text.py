@@ -3,7 +3,6 @@ sequence-classification checkpoint. Weights load from local files only."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,16 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub; there is 
 
 
 def resolve_encoder(spec: ModelSpec) -> Path:
-    """'package:<module>' names an installed package whose `get_model_path()` gives the folder."""
-    ref = spec.encoder or spec.weights
-    if ref.startswith("package:"):
-        try:
-            module = importlib.import_module(ref.removeprefix("package:"))
-        except ImportError as exc:
-            raise ModelConfigError(f"model {spec.name}: encoder package {ref} is not installed") from exc
-        return Path(module.get_model_path())
-    assert spec.directory is not None
-    return spec.directory / ref
+    return spec.encoder_path()
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
