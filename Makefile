@@ -32,6 +32,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 pytest: install redis-bin
+	@scripts/ensure-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

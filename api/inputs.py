@@ -163,7 +163,9 @@ def _check_image(data: bytes, media_type: str, field: str, settings: Settings) -
                 raise _invalid(field, f"the image has {width}x{height} pixels; the limit is "
                                       f"{settings.max_image_pixels} pixels")
             img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError as exc:  # its message names an internal buffer object: say it plainly
+        raise _invalid(field, f"not a readable {media_type} image: the bytes are not a known image format") from exc
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise _invalid(field, f"not a readable {media_type} image: {exc}") from exc
     if found != expected:
         raise _invalid(field, f"media_type says {media_type} but the bytes are {found or 'unknown'}")

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke an API key at once")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=_keys_revoke)
+    from shared import client_cli  # submit / jobs: the HTTP client's verbs
+
+    client_cli.register(sub)
     return parser
 
 
