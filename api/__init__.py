@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from api import audit, fhir_bp, health, jobs, metrics, models_bp, page, problems, webhooks_bp
 from api.enqueue import CeleryEnqueuer
 from api.state import ApiState, Enqueuer
-from shared import crypto
+from shared import crypto, logs
 from shared.bootstrap import ensure_demo_key
 from shared.db import init_db, make_engine
 from shared.notify import Waiter
@@ -20,7 +18,7 @@ from shared.settings import Settings, get_settings
 def create_app(settings: Settings | None = None, *, enqueuer: Enqueuer | None = None) -> Flask:
     """Build the app. Tests pass their own settings (and may pass an enqueuer); gunicorn calls it bare."""
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format)
     crypto.install(crypto.keyring_from(settings.data_keys, settings.data_key_id),
                    production=settings.environment == "production")
     app = Flask(__name__)

@@ -14,6 +14,7 @@ from api.problems import problem_response
 from api.state import state
 from shared.audit import Access, append
 from shared.db import session_scope
+from shared.logs import REQUEST_ID
 from shared.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 def register(app: Flask) -> None:
     app.before_request(_assign_request_id)
     app.after_request(_audit)
+    app.teardown_request(_forget_request_id)
 
 
 def request_id() -> str:
@@ -31,10 +33,15 @@ def request_id() -> str:
     return found
 
 
+def _forget_request_id(_exc: BaseException | None) -> None:
+    REQUEST_ID.set(None)  # the thread serves other requests next
+
+
 def _assign_request_id() -> None:
     # A caller's own id (an EHR's correlation id) is kept when it is safe to log; otherwise we make one.
     given = request.headers.get("X-Request-ID", "")
     g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    REQUEST_ID.set(g.request_id)  # every log line of this request carries it
 
 
 def _audit(response: Response) -> Response:
@@ -57,6 +64,8 @@ def _audit(response: Response) -> Response:
         return problem_response(status=503, slug="audit-unavailable", title="The audit log is unavailable",
                                 detail="the request could not be recorded in the audit log; retry later",
                                 retry_after=5)
+    log.info("%s %s %d", request.method, rule, response.status_code,
+             extra={"tenant_id": base.tenant_id, "key_id": base.key_id, "client": base.client})
     return response
 
 

@@ -15,6 +15,7 @@ from shared import crud, idempotency
 from shared.db import session_scope
 from shared.errors import FieldError, TooManyRequests, ValidationFailed
 from shared.keys import Principal
+from shared.logs import REQUEST_ID
 from shared.models import Job
 from shared.modelspec import ModelSpec
 from shared.schemas import BatchCreate, JobCreate
@@ -48,7 +49,7 @@ def submit(st: ApiState, who: Principal, body: dict[str, object], *, batch: bool
         jobs = crud.create_jobs(session, tenant_id=who.tenant_id, model=spec.name, model_version=spec.version,
                                 items=items, priority=request.priority,
                                 max_queue_seconds=request.max_queue_seconds, explain=request.explain,
-                                webhook=webhook)
+                                webhook=webhook, request_id=REQUEST_ID.get())
         if idempotency_key:
             idempotency.remember(session, tenant_id=who.tenant_id, key=idempotency_key, body_hash=body_hash,
                                  is_batch=batch, job_ids=[j.id for j in jobs])

@@ -47,6 +47,7 @@ class NewJob:
 def create_jobs(
     session: Session, *, tenant_id: str, model: str, model_version: str, items: list[NewJob],
     priority: Priority, max_queue_seconds: int | None, explain: bool, webhook: Webhook | None = None,
+    request_id: str | None = None,
 ) -> list[Job]:
     now = utcnow()
     jobs = [
@@ -57,7 +58,7 @@ def create_jobs(
             subject=item.subject, input_refs=item.input_refs,
             explain=explain, max_queue_seconds=max_queue_seconds, created_at=now,
             webhook_url=webhook.url if webhook else None, webhook_events=webhook.events if webhook else None,
-            result_format=webhook.result_format if webhook else "json",
+            result_format=webhook.result_format if webhook else "json", request_id=request_id,
         )
         for item in items
     ]

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     batch_max_length_ratio: float | None = Field(default=2.0, ge=1.0)
     preload_models: bool = True
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
 
     # Webhooks (contract names). The schedule is the delay before each retry after the first attempt.
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from shared import logs
 from shared.queues import ALL_QUEUES, WEBHOOK_QUEUE
 from shared.settings import get_settings
 from worker.celery_app import create_celery
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(argv if argv is not None else sys.argv[1:])
     role = "webhooks" if argv[:1] == ["webhooks"] else "inference"
     settings = get_settings()
+    logs.configure(settings.log_level, fmt=settings.log_format)
     app = create_celery(settings, role=role)
     if role == "webhooks":
         # -B: the embedded beat schedules the retention purge (idempotent, so one per webhook worker is harmless).

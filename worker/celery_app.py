@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import setup_logging, worker_ready, worker_shutdown
 
 from shared import crypto
 from shared.db import init_db, make_engine
@@ -99,6 +99,11 @@ def delivery_for(app: Celery) -> Delivery:
 def send_deliveries(app: Celery, event_ids: list[str]) -> None:
     for event_id in event_ids:
         app.send_task(TASK_DELIVER_WEBHOOK, args=[event_id], queue=WEBHOOK_QUEUE)
+
+
+@setup_logging.connect  # type: ignore[untyped-decorator]
+def _own_logging(**_: object) -> None:
+    """Connected, so Celery leaves logging alone: `python -m worker` configures JSON logs with request ids."""
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from shared.db import session_scope
 from shared.errors import InvalidInput, JobFailure, ModelUnavailable, PredictionFailed
+from shared.logs import REQUEST_ID
 from shared.models import Job, utcnow
 from shared.outbox import record_events
 from shared.settings import Settings
@@ -45,6 +46,8 @@ class Runtime:
         """After the commit: wake waiting clients and send the webhooks. A failure here loses nothing (the
         events are in the outbox and the dispatcher resends them)."""
         self.notify(job_ids)
+        if job_ids:
+            log.info("%d job(s) finished: %s", len(job_ids), ",".join(job_ids))
         if event_ids:
             try:
                 self.send_webhooks(event_ids)
@@ -55,12 +58,15 @@ class Runtime:
 def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool) -> None:
     """Run what is runnable among `job_ids`. Jobs whose batch failed as a whole go back to `queued` and
     PredictionFailed is raised for the caller to retry — unless this is the final attempt, when they fail."""
+    REQUEST_ID.set(None)  # task threads are reused: nothing from the previous message
     with session_scope(runtime.engine) as session:
         jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts)
         claimed = {job.id for job in jobs}
         unclaimed = [i for i in job_ids if i not in claimed]  # expired, canceled or failed at claim time
         events = record_events(session, job_ids=unclaimed, dispatched_at=utcnow()) if unclaimed else []
     runtime.finished(unclaimed, events)
+    # The submissions' request ids, so this message's log lines join the API's (one id for one request).
+    REQUEST_ID.set(",".join(sorted({j.request_id for j in jobs if j.request_id})) or None)
     by_model: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         by_model[job.model].append(job)

@@ -20,6 +20,7 @@ from shared import outbox
 from shared.db import session_scope
 from shared.errors import MedqError, WebhookRefused
 from shared.fhir import FhirBuildError, risk_assessment_bundle
+from shared.logs import REQUEST_ID
 from shared.models import Job, WebhookEvent, utcnow
 from shared.modelspec import ModelSpec, discover
 from shared.presenters import job_out
@@ -58,17 +59,20 @@ class Message:
     body: str
     secrets: list[str]
     allow: Allowlist
+    request_id: str | None = None  # of the submission; sent back as X-Request-ID
 
 
 def deliver(event_id: str, *, delivery: Delivery) -> str | None:
     """Attempt one delivery of `event_id`; returns the event's new status, or None if it was not ours to send
     (already delivered, not due, or another task holds it)."""
     settings = delivery.settings
+    REQUEST_ID.set(None)
     with session_scope(delivery.engine) as session:
         event = outbox.take_lease(session, event_id=event_id, now=utcnow(), seconds=settings.webhook_timeout_s + 30)
         if event is None:
             return None
         message = _message(session, event, delivery)
+    REQUEST_ID.set(message.request_id if message else None)
     sent_at = utcnow()
     outcome = _send(event, message, sent_at, delivery) if message else outbox.Attempt(
         None, "the job no longer has a webhook", 0.0, final=True)
@@ -89,7 +93,8 @@ def _message(session: Any, event: WebhookEvent, delivery: Delivery) -> Message |
                              *tenant_allowlist(session, tenant_id=event.tenant_id)])
     fhir = _fhir(job, delivery) if job.result_format == "fhir" and event.type == "job.succeeded" else None
     return Message(url=job.webhook_url, body=event_body(event, job, fhir=fhir),
-                   secrets=signing_secrets(session, tenant_id=event.tenant_id, now=utcnow()), allow=allow)
+                   secrets=signing_secrets(session, tenant_id=event.tenant_id, now=utcnow()), allow=allow,
+                   request_id=job.request_id)
 
 
 def event_body(event: WebhookEvent, job: Job, *, fhir: dict[str, Any] | None = None) -> str:
@@ -125,6 +130,8 @@ def _send(event: WebhookEvent, message: Message, at: datetime, delivery: Deliver
         return outbox.Attempt(None, f"refused: {exc.detail}", 0.0, final=True)
     headers = {**sign(event.id, at, message.body, message.secrets), "content-type": "application/json",
                "user-agent": USER_AGENT}
+    if message.request_id:
+        headers["x-request-id"] = message.request_id
     try:
         code, retry_after = _post(target, message.body.encode(), headers, delivery)
     except httpx.HTTPError as exc:

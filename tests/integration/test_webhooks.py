@@ -3,6 +3,7 @@ dispatcher included), a private redis-server and a real HTTP receiver on 127.0.0
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -132,3 +133,17 @@ def test_the_beat_purges_data_past_retention(stack: LocalStack) -> None:
                 break
             time.sleep(0.5)
     assert seen["data_removed"] and seen["result"] is None and seen["status"] == "succeeded"
+
+
+def test_the_request_id_follows_the_job_to_the_worker_and_the_webhook(stack: LocalStack, receiver: Receiver) -> None:
+    with stack.client() as client:
+        body = {**NOTE, "webhook": {"url": f"{receiver.url}/traced"}}
+        response = client.post("/v1/jobs", json=body, headers={"Prefer": "wait=30", "X-Request-ID": "ehr-trace-7731"})
+        assert response.headers["X-Request-ID"] == "ehr-trace-7731" and response.json()["status"] == "succeeded"
+        (got,) = _for(receiver, "/traced", 1)
+    assert got.headers["x-request-id"] == "ehr-trace-7731"
+    time.sleep(1)  # let the processes flush their last lines
+    for name in ("api", "worker", "webhooks"):
+        lines = [json.loads(line) for line in (stack.logs / f"{name}.log").read_text().splitlines()
+                 if line.startswith("{")]
+        assert any(entry.get("request_id") == "ehr-trace-7731" for entry in lines), name
