@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -15,6 +16,18 @@ from pythonjsonlogger.json import JsonFormatter
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("medq_request_id", default=None)
 
 _FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d %(threadName)s"
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is now (a test runner swaps it; a handler keeping the old one fails)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
 
 
 class _RequestIdFilter(logging.Filter):
@@ -25,7 +38,7 @@ class _RequestIdFilter(logging.Filter):
 
 def configure(level: str, *, fmt: str = "json") -> None:
     """Replace the root handlers with one to stderr, JSON by default (`text` for people at a terminal)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.addFilter(_RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter(_FIELDS, rename_fields={"asctime": "time", "levelname": "level",
