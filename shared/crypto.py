@@ -105,7 +105,9 @@ def keyring_from(data_keys: str, data_key_id: str) -> Keyring:
 
 
 # Stored as text (base64), which survives every driver, dump and restore tool unchanged.
-class EncryptedBytes(TypeDecorator[bytes]):
+class EncryptedBytes(TypeDecorator[Any]):
+    """Bytes in, bytes out; `mq1:…` text in the database. Subclasses change what is encrypted."""
+
     impl = Text
     cache_ok = True
 
@@ -113,26 +115,26 @@ class EncryptedBytes(TypeDecorator[bytes]):
         super().__init__()
         self.column = column
 
-    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> str | None:
-        return None if value is None else keyring().encrypt(value, self.column)
+    def encode(self, value: Any) -> bytes:
+        return bytes(value)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
-        return None if value is None else keyring().decrypt(str(value), self.column)
-
-
-class EncryptedJSON(TypeDecorator[Any]):
-    impl = Text
-    cache_ok = True
-
-    def __init__(self, column: str) -> None:
-        super().__init__()
-        self.column = column
+    def decode(self, plain: bytes) -> Any:
+        return plain
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        return keyring().encrypt(json.dumps(value, separators=(",", ":")).encode(), self.column)
+        return None if value is None else keyring().encrypt(self.encode(value), self.column)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        return None if value is None else json.loads(keyring().decrypt(str(value), self.column))
+        return None if value is None else self.decode(keyring().decrypt(str(value), self.column))
 
+
+class EncryptedJSON(EncryptedBytes):
+    """A JSON document (dicts and lists), encrypted whole."""
+
+    cache_ok = True
+
+    def encode(self, value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    def decode(self, plain: bytes) -> Any:
+        return json.loads(plain)
