@@ -16,4 +16,4 @@ RUN useradd --create-home medq && mkdir -p /app/var && chown medq /app/var
 USER medq
 ENV MEDQ_MODEL_DIR=/app/models
 EXPOSE 8000
-CMD ["gunicorn", "--config", "python:api.gunicorn_conf", "api:create_app()", "--bind", "0.0.0.0:8000", "--workers", "2", "--worker-class", "gthread", "--threads", "8", "--keep-alive", "75"]
+CMD ["gunicorn", "--config", "api/gunicorn_config.py", "api:create_app()", "--bind", "0.0.0.0:8000", "--workers", "2", "--worker-class", "gthread", "--threads", "8", "--keep-alive", "75"]

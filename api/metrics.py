@@ -1,5 +1,5 @@
 """API metrics (Prometheus) at `/metrics`. Under gunicorn every worker process writes its samples to
-PROMETHEUS_MULTIPROC_DIR (set by `api/gunicorn_conf.py`) and `/metrics` merges them, so any process answers with
+PROMETHEUS_MULTIPROC_DIR (set by `api/gunicorn_config.py`) and `/metrics` merges them, so any process answers with
 the whole API's figures. Labels are route templates (`/v1/jobs/<job_id>`), never ids, so cardinality stays small."""
 
 from __future__ import annotations

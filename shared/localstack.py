@@ -86,7 +86,10 @@ def local_stack(root: Path, *, redis_url: str | None = None, env: dict[str, str]
     port = redis_server.free_port()
     full_env = {**os.environ, "MEDQ_DATABASE_URL": f"sqlite:///{root / 'medq.db'}",
                 "MEDQ_REDIS_URL": redis_url or (private.url if private else ""), "MEDQ_DEVICE": "cpu",
-                "MEDQ_DEMO_KEY": "mq_local_stack_key", "PYTHONUNBUFFERED": "1", **(env or {})}
+                "MEDQ_DEMO_KEY": "mq_local_stack_key", "PYTHONUNBUFFERED": "1",
+                # Free ports, so stacks that overlap (and a developer's `make run`) never collide.
+                "MEDQ_WORKER_METRICS_PORT": str(redis_server.free_port()),
+                "MEDQ_WEBHOOK_METRICS_PORT": str(redis_server.free_port()), **(env or {})}
     key = demo_key(get_settings(database_url=full_env["MEDQ_DATABASE_URL"], demo_key=full_env["MEDQ_DEMO_KEY"]),
                    root / "demo.key")
     stack = LocalStack(base_url=f"http://127.0.0.1:{port}", key=key, env=full_env, logs=root)

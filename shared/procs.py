@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from shared.settings import PROJECT_ROOT
+
 
 def api_command(bind: str, *, threads: int) -> list[str]:
     """The API under gunicorn: threaded workers (Prefer: wait holds a thread), keep-alive beyond the 60 s wait."""
-    return [sys.executable, "-m", "gunicorn", "--config", "python:api.gunicorn_conf", "api:create_app()",
-            "--bind", bind, "--workers", "2",
+    config = str(PROJECT_ROOT / "api" / "gunicorn_config.py")
+    return [sys.executable, "-m", "gunicorn", "--config", config, "api:create_app()", "--bind", bind, "--workers", "2",
             "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "75"]
 
 

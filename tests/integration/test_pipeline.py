@@ -133,3 +133,40 @@ def test_explanations_come_back_for_text_and_image(stack: Stack) -> None:
     assert "".join(tokens) == "hepatocellularcarcinomainacirrhoticliver."  # every word-piece, in order
     assert image["result"]["explanation"]["method"] == "grad-cam" and image["result"]["explanation"]["grid"]
     assert plain["result"]["explanation"] is None
+
+
+def _samples(text: str, name: str) -> float:
+    """The sum of a metric's samples in Prometheus text (all label sets)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+def _scrape(url: str) -> str:
+    """The worker serves metrics once it is ready (models loaded): wait for that."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return httpx.get(url, timeout=10).text
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_metrics_are_present_and_move_after_a_job(stack: Stack) -> None:
+    worker_metrics = f"http://127.0.0.1:{stack.env['MEDQ_WORKER_METRICS_PORT']}/metrics"
+    with stack.client() as client:
+        before_api = client.get("/metrics").text
+        before_worker = _scrape(worker_metrics)
+        job = client.post("/v1/jobs", json={"model": "disease-category", "input": {"text": "Melaena and anaemia."}},
+                          headers={"Prefer": "wait=30"}).json()
+        assert job["status"] == "succeeded"
+        after_api = client.get("/metrics").text
+    after_worker = _scrape(worker_metrics)
+    for name in ("medq_jobs_accepted_total", "medq_http_requests_total", "medq_http_request_duration_seconds_count"):
+        assert _samples(after_api, name) > _samples(before_api, name), name
+    for name in ("medq_worker_items_total", "medq_worker_batch_size_count", "medq_worker_forward_seconds_count",
+                 "medq_worker_queue_delay_seconds_count", "medq_worker_jobs_total"):
+        assert _samples(after_worker, name) > _samples(before_worker, name), name
+    assert 'medq_jobs_accepted_total{model="disease-category",priority="routine"}' in after_api
+    assert "medq_worker_model_load_seconds" in after_worker
