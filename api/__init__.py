@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import audit, fhir_bp, health, jobs, metrics, models_bp, page, problems, webhooks_bp
+from api import audit, fhir_bp, health, jobs, metrics, models_bp, openapi, page, problems, webhooks_bp
 from api.enqueue import CeleryEnqueuer
 from api.state import ApiState, Enqueuer
 from shared import crypto, logs
@@ -35,6 +35,6 @@ def create_app(settings: Settings | None = None, *, enqueuer: Enqueuer | None = 
     problems.register(app)
     audit.register(app)
     metrics.register(app)
-    for blueprint in (health.bp, jobs.bp, models_bp.bp, webhooks_bp.bp, fhir_bp.bp, page.bp):
+    for blueprint in (health.bp, jobs.bp, models_bp.bp, webhooks_bp.bp, fhir_bp.bp, page.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import NotAcceptable
 
 from api.auth import principal, require_scope
+from api.openapi import FHIR, documented
 from api.state import state
 from shared import crud
 from shared.db import session_scope
@@ -33,8 +34,17 @@ _PREFER_RETURN = re.compile(r"(?:^|[,;\s])return\s*=\s*\"?([A-Za-z]+)", re.IGNOR
 
 
 @bp.get("/<job_id>/fhir")
+@documented("getJobFhir", tag=FHIR, ok={200: (None, "The result as a FHIR R4 Bundle (empty with "
+                                                   "`Prefer: return=minimal`).")},
+            errors=(404, 406, (409, "The job has no result: queued or running, or it failed, was canceled or "
+                                    "expired."), 410))
 @require_scope("jobs:read")
 def get_fhir(job_id: str) -> Response:
+    """Get a job's result as FHIR R4.
+
+    A `Bundle` (type `collection`) holding the `RiskAssessment` (status `preliminary`, one prediction per label
+    with SNOMED CT / ICD-10 codes), its `Provenance` and the model as a `Device`. Errors stay problem+json.
+    Scope `jobs:read`."""
     st = state()
     media_type = _media_type(request.args.get("_format"))
     with session_scope(st.engine) as session:

@@ -10,6 +10,7 @@ from sqlmodel import Session
 from api import metrics
 from api.auth import principal, require_scope
 from api.inputs import read_body
+from api.openapi import JOBS, documented
 from api.state import ApiState, state
 from api.submit import submit
 from shared import crud
@@ -17,7 +18,7 @@ from shared.db import session_scope
 from shared.errors import FieldError, ValidationFailed
 from shared.models import Job
 from shared.presenters import job_out
-from shared.schemas import BatchOut, JobList
+from shared.schemas import BatchCreate, BatchOut, JobCreate, JobList, JobListQuery, JobOut
 from shared.status import JobStatus
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -26,8 +27,22 @@ _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
 @bp.post("")
+@documented("createJob", tag=JOBS, json=JobCreate, ok={
+    202: (JobOut, "Accepted: the job, queued. `Location` says where to poll it."),
+    200: (JobOut, "The finished job (`Prefer: wait=N` and it finished in time), or the same job again (a "
+                  "repeated `Idempotency-Key` with the same body)."),
+}, errors=(400, (409, "`Idempotency-Key` reused with another body."), 413, 415,
+           (422, "Invalid job: unknown model or field, empty or too long text, bad base64, not an image, an image "
+                 "for a text model, a refused webhook URL, …"),
+           (429, "Tenant quota (jobs a minute, jobs queued) or too many failed authentications; see `Retry-After`."),
+           (503, "The job queue or the database is unavailable: nothing was created. See `Retry-After`.")))
 @require_scope("jobs:write")
 def create_job() -> Response:
+    """Submit a job.
+
+    A clinical text or an image as JSON, an image as `multipart/form-data`, or a FHIR `DocumentReference` (or a
+    `Bundle` holding one) as `application/fhir+json`. The job is stored before its id is queued. Scope
+    `jobs:write`."""
     st = state()
     done = submit(st, principal(), read_body(request), batch=False,
                   idempotency_key=request.headers.get("Idempotency-Key"))
@@ -41,8 +56,18 @@ def create_job() -> Response:
 
 
 @bp.post("/batch")
+@documented("createBatch", tag=JOBS, json=BatchCreate, ok={
+    202: (BatchOut, "Accepted: the jobs, in item order."),
+    200: (BatchOut, "The same jobs again (a repeated `Idempotency-Key` with the same body)."),
+}, errors=(400, (409, "`Idempotency-Key` reused with another body."), 413, 415,
+           (422, "An invalid item refuses the whole batch, naming it (`items[3].input`); more than 256 items. "
+                 "Nothing is created."),
+           (503, "The job queue or the database is unavailable: nothing was created. See `Retry-After`.")))
 @require_scope("jobs:write")
 def create_batch() -> tuple[Response, int]:
+    """Submit a batch of jobs for one model.
+
+    Up to 256 items, all or nothing, sent to the workers as one queue message. Scope `jobs:write`."""
     st = state()
     done = submit(st, principal(), read_body(request), batch=True,
                   idempotency_key=request.headers.get("Idempotency-Key"))
@@ -56,8 +81,14 @@ def create_batch() -> tuple[Response, int]:
 
 
 @bp.get("")
+@documented("listJobs", tag=JOBS, query=JobListQuery, ok={200: (JobList, "One page of jobs, newest first.")},
+            errors=((400, "`cursor` is not one this API gave."), (422, "Invalid `status` or `limit`.")))
 @require_scope("jobs:read")
 def list_jobs() -> Response:
+    """List jobs, newest first.
+
+    Filter by `status`, `model` and `external_id`; follow `next_cursor` (null on the last page). Scope
+    `jobs:read`."""
     args = request.args
     limit = _int_arg("limit", default=50, low=1, high=200)
     status = _status_arg(args.get("status"))
@@ -71,8 +102,13 @@ def list_jobs() -> Response:
 
 
 @bp.get("/<job_id>")
+@documented("getJob", tag=JOBS, ok={200: (JobOut, "The job.")}, errors=(404,))
 @require_scope("jobs:read")
 def get_job(job_id: str) -> Response:
+    """Get a job.
+
+    Poll it until its status is terminal (`succeeded`, `failed`, `canceled`, `expired`); `queue_position`
+    (0 = next) and `estimated_start_at` while it is queued. Scope `jobs:read`."""
     st = state()
     with session_scope(st.engine) as session:
         job = crud.get_job(session, tenant_id=principal().tenant_id, job_id=job_id)
@@ -80,8 +116,15 @@ def get_job(job_id: str) -> Response:
 
 
 @bp.post("/<job_id>/cancel")
+@documented("cancelJob", tag=JOBS, ok={200: (JobOut, "The job, canceled (or, while running, canceled at its batch "
+                                                     "boundary).")},
+            errors=(404, (409, "The job is already terminal.")))
 @require_scope("jobs:write")
 def cancel_job(job_id: str) -> Response:
+    """Cancel a job.
+
+    A queued job becomes `canceled` at once; a running one finishes or is canceled at its batch boundary.
+    Scope `jobs:write`."""
     st = state()
     with session_scope(st.engine) as session:
         job = crud.get_job(session, tenant_id=principal().tenant_id, job_id=job_id)
@@ -90,8 +133,13 @@ def cancel_job(job_id: str) -> Response:
 
 
 @bp.delete("/<job_id>")
+@documented("deleteJob", tag=JOBS, ok={204: (None, "Erased.")}, errors=(404,))
 @require_scope("jobs:write")
 def delete_job(job_id: str) -> tuple[str, int]:
+    """Erase a job's data.
+
+    Input, result, explanation and patient reference are erased; the job keeps its id, status and times with
+    `data_removed: true`. A queued or running job is canceled first. Scope `jobs:write`."""
     with session_scope(state().engine) as session:
         job = crud.get_job(session, tenant_id=principal().tenant_id, job_id=job_id)
         crud.erase_job(session, job=job)

@@ -10,6 +10,7 @@ import time
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
+from api.openapi import OPERATIONS, documented
 from shared.models import Job
 
 bp = Blueprint("metrics", __name__)
@@ -32,7 +33,12 @@ def jobs_accepted(jobs: list[Job]) -> None:
 
 
 @bp.get("/metrics")
+@documented("metrics", tag=OPERATIONS, public=True, ok={200: (None, "The metrics, Prometheus text format.")})
 def metrics() -> Response:
+    """Prometheus metrics of the API.
+
+    Requests by route template, method and status, their latency, and jobs accepted by model and priority;
+    merged across gunicorn workers."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

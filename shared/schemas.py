@@ -161,3 +161,29 @@ class WebhookSecretOut(BaseModel):
 
 class WebhookAllowlist(_Strict):
     entries: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] = Field(max_length=100)
+
+
+class JobListQuery(BaseModel):
+    """The query of `GET /v1/jobs`, for the OpenAPI spec; `api/jobs.py` reads the same names and limits."""
+
+    status: JobStatus | None = Field(default=None, description="Only jobs in this status.")
+    model: str | None = Field(default=None, description="Only jobs of this model.")
+    external_id: str | None = Field(default=None, description="Only jobs with this external_id.")
+    limit: int = Field(default=50, ge=1, le=200, description="Jobs per page, newest first.")
+    cursor: str | None = Field(default=None, description="`next_cursor` of the previous page.")
+
+
+class ProblemField(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. `items[3].input.text` (empty: the whole body).")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: the body of every error (`application/problem+json`), built by `api/problems.py`."""
+
+    type: str = Field(description="`urn:medq:problem:<slug>`, stable for programs to switch on.")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[ProblemField] | None = Field(default=None, description="Present (non-empty) on every 422.")
