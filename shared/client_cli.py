@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -86,6 +87,8 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     """Wrap a handler: build the client, print its answer as JSON, turn failures into one line on stderr."""
 
     def run(args: argparse.Namespace) -> int:
+        # The CLI's stderr is for its own one-line errors; httpx's per-request INFO lines are noise there.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         try:
             with MedqClient(_url(args), _key(args)) as client:
                 answer = handler(client, args)
