@@ -86,10 +86,9 @@ def _check_pixel_module(ds: Dataset, field: str, max_pixels: int) -> None:
     missing = [f"{name} {tag}" for name, tag in PIXEL_TAGS.items() if ds.get(name) in (None, b"", "")]
     if missing:
         raise _invalid(field, f"the DICOM file lacks {', '.join(missing)}: no image to classify")
-    frames = int(ds.get("NumberOfFrames") or 1)
+    frames, rows, columns = (_integer(ds, name, field) for name in ("NumberOfFrames", "Rows", "Columns"))
     if frames > 1:
         raise _invalid(field, f"multi-frame DICOM ({frames} frames) is not accepted; send one frame per job")
-    rows, columns = int(ds.Rows), int(ds.Columns)
     if rows * columns > max_pixels:
         raise _invalid(field, f"the image has {columns}x{rows} pixels; the limit is {max_pixels} pixels")
     syntax = _transfer_syntax(ds, field)
@@ -101,6 +100,14 @@ def _check_pixel_module(ds: Dataset, field: str, max_pixels: int) -> None:
         if not available:
             raise _invalid(field, f"transfer syntax {syntax} ({syntax.name}) cannot be decoded here: no decoder "
                                   "is installed for it; send it uncompressed or as JPEG baseline, JPEG 2000 or RLE")
+
+
+def _integer(ds: Dataset, name: str, field: str) -> int:
+    """An integer element; a wrong VR or a non-numeric value is the sender's error (422), not ours."""
+    try:
+        return int(ds.get(name) or (1 if name == "NumberOfFrames" else 0))
+    except (TypeError, ValueError) as exc:
+        raise _invalid(field, f"the DICOM element {name} is not an integer: {exc}") from exc
 
 
 def _transfer_syntax(ds: Dataset, field: str) -> UID:
