@@ -37,9 +37,24 @@ class PrivateRedis:
     url: str
     port: int
     process: subprocess.Popen[bytes]
+    data_dir: Path | None = None
+    persist: bool = True
 
     def stop(self) -> None:
         stop_process(self.process, timeout=10)
+
+    def crash(self) -> None:
+        """SIGKILL: no final fsync, as a power cut would (the append-only file loses at most its last second)."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def restart(self) -> PrivateRedis:
+        """A new redis-server on the same port and data directory (it replays the append-only file)."""
+        if self.process.poll() is None:
+            self.stop()
+        if self.data_dir is None:
+            raise RuntimeError("this Redis was not started with a data directory")
+        return start_private_redis(self.data_dir, port=self.port, persist=self.persist)
 
 
 def start_private_redis(data_dir: Path, *, port: int | None = None, persist: bool = True) -> PrivateRedis:
@@ -62,4 +77,4 @@ def start_private_redis(data_dir: Path, *, port: int | None = None, persist: boo
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"redis-server did not start on port {port}; see {data_dir / 'redis.log'}")
         time.sleep(0.05)
-    return PrivateRedis(url=url, port=port, process=process)
+    return PrivateRedis(url=url, port=port, process=process, data_dir=data_dir, persist=persist)

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     batch_max_length_ratio: float | None = Field(default=2.0, ge=1.0)
     preload_models: bool = True
     log_level: str = "INFO"
+
+    # The sweeper (worker/sweeper.py, run every sweep_interval_s by the webhook worker's beat): jobs `running`
+    # longer than sweep_running_after_s (a killed worker's; must exceed the longest batch) go back to the queue,
+    # jobs `queued` longer than sweep_queued_after_s (a lost message) get a new message. Docs: docs/reliability.md.
+    sweep_running_after_s: float = Field(default=300.0, gt=0)
+    sweep_queued_after_s: float = Field(default=900.0, gt=0)
+    sweep_interval_s: float = Field(default=30.0, gt=0)
     log_format: Literal["json", "text"] = "json"
 
     # Webhooks (contract names). The schedule is the delay before each retry after the first attempt.

@@ -25,6 +25,7 @@ from worker.dispatcher import Dispatcher
 from worker.engine import InferenceEngine
 from worker.registry import Registry
 from worker.service import Runtime
+from worker.sweeper import TASK_SWEEP
 from worker.webhooks import Delivery
 
 # A message not acknowledged within this long is redelivered by Redis. Longer than any batch can run.
@@ -52,9 +53,14 @@ def create_celery(settings: Settings, *, role: str = "inference") -> Celery:
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S,
                                   "queue_order_strategy": "priority"},
         worker_hijack_root_logger=False,
-        task_routes={TASK_DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE}, TASK_PURGE_EXPIRED: {"queue": WEBHOOK_QUEUE}},
-        # Run by the beat embedded in the webhook worker (python -m worker webhooks).
-        beat_schedule={"purge-expired-data": {"task": TASK_PURGE_EXPIRED, "schedule": settings.retention_sweep_s}},
+        task_routes={TASK_DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE}, TASK_PURGE_EXPIRED: {"queue": WEBHOOK_QUEUE},
+                     TASK_SWEEP: {"queue": WEBHOOK_QUEUE}},
+        # Run by the beat embedded in the webhook worker (python -m worker webhooks). The sweeper requeues the
+        # jobs of killed workers and lost messages (docs/reliability.md). Sweeps are idempotent; the expiry only
+        # bounds how many pile up behind a webhook backlog.
+        beat_schedule={"purge-expired-data": {"task": TASK_PURGE_EXPIRED, "schedule": settings.retention_sweep_s},
+                       "sweep-stuck-jobs": {"task": TASK_SWEEP, "schedule": settings.sweep_interval_s,
+                                            "options": {"expires": settings.sweep_interval_s * 10}}},
     )
     app.conf.medq_settings = settings
     app.conf.medq_role = role

@@ -5,16 +5,18 @@ forward pass → store each result once."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from shared.db import session_scope
-from shared.errors import InvalidInput, JobFailure, ModelUnavailable, PredictionFailed
+from shared.errors import DatabaseUnavailable, InvalidInput, JobFailure, ModelUnavailable, PredictionFailed
 from shared.logs import REQUEST_ID
 from shared.models import Job, utcnow
 from shared.outbox import record_events
@@ -27,6 +29,8 @@ from worker.engine import InferenceEngine, Served
 from worker.predictors.base import Predictor, build_result
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -41,6 +45,9 @@ class Runtime:
     notify: Callable[[list[str]], None] = lambda ids: None
     # Sends delivery tasks for webhook events recorded with the terminal statuses.
     send_webhooks: Callable[[list[str]], None] = lambda ids: None
+    # Seconds between tries of a write while the database is unreachable (~30 s in all), results held in memory:
+    # a database restart or failover costs no recomputation. Then DatabaseUnavailable goes up to the task.
+    db_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
     def finished(self, job_ids: list[str], event_ids: list[str]) -> None:
         """After the commit: wake waiting clients and send the webhooks. A failure here loses nothing (the
@@ -82,8 +89,7 @@ def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool) -
     if final_attempt:
         _fail(runtime, retry, PredictionFailed.job_error_type, "the model failed on every attempt")
         return
-    with session_scope(runtime.engine) as session:
-        release_jobs(session, job_ids=[j.id for j in retry])
+    _write(runtime, lambda session: release_jobs(session, job_ids=[j.id for j in retry]))
     raise PredictionFailed(f"{len(retry)} job(s) put back in the queue after a batch failure")
 
 
@@ -145,9 +151,7 @@ def _store(runtime: Runtime, outcomes: list[tuple[Job, dict[str, Any] | JobFailu
         metrics.JOBS.labels(job.model, outcome.job_error_type if isinstance(outcome, JobFailure)
                             else "succeeded").inc()
     ids = [job.id for job, _ in outcomes]
-    with session_scope(runtime.engine) as session:
-        store_results(session, results=results, failures=failures)
-        events = record_events(session, job_ids=ids, dispatched_at=utcnow())
+    events = _write(runtime, lambda session: _store_and_record(session, ids, results, failures))
     runtime.finished(ids, events)
 
 
@@ -155,11 +159,32 @@ def _fail(runtime: Runtime, jobs: list[Job], error_type: str, detail: str) -> No
     ids = [job.id for job in jobs]
     for job in jobs:
         metrics.JOBS.labels(job.model, error_type).inc()
-    with session_scope(runtime.engine) as session:
-        store_results(session, results={}, failures={job.id: (error_type, detail) for job in jobs})
-        events = record_events(session, job_ids=ids, dispatched_at=utcnow())
+    failures = {job.id: (error_type, detail) for job in jobs}
+    events = _write(runtime, lambda session: _store_and_record(session, ids, {}, failures))
     runtime.finished(ids, events)
     log.warning("%d job(s) failed: %s", len(jobs), error_type)
+
+
+def _store_and_record(session: Session, ids: list[str], results: dict[str, dict[str, Any]],
+                      failures: dict[str, tuple[str, str]]) -> list[str]:
+    """One transaction: the outcomes (each only on a job still running) and their webhook events."""
+    store_results(session, results=results, failures=failures)
+    return record_events(session, job_ids=ids, dispatched_at=utcnow())
+
+
+def _write(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """Run `work` in a transaction, trying again while the database is unreachable. Safe to repeat: every write
+    here is a compare-and-set, and a failed try was rolled back."""
+    for delay in (*runtime.db_retry_delays, None):
+        try:
+            with session_scope(runtime.engine) as session:
+                return work(session)
+        except DatabaseUnavailable as exc:
+            if delay is None:
+                raise
+            log.warning("database unavailable while storing results, retrying in %.1fs: %s", delay, exc)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _failed_future(exc: Exception) -> Future[Served]:
