@@ -1,6 +1,6 @@
 """Property-based tests of the request schemas and of the API (Flask test client, recording enqueuer): any JSON
 is either accepted or refused with a 4xx, never a 5xx, and schemas raise nothing but ValidationError.
-(Schemathesis against /openapi.json is left for when that spec lands.)"""
+(Schemathesis against the served /openapi.json: test_schemathesis.py.)"""
 
 from __future__ import annotations
 
