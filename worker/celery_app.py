@@ -10,9 +10,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from celery import Celery
 from celery.signals import setup_logging, worker_ready, worker_shutdown
+from sqlalchemy.engine import Engine
 
 from shared import crypto
 from shared.db import init_db, make_engine
@@ -73,33 +76,32 @@ def create_celery(settings: Settings, *, role: str = "inference") -> Celery:
 _runtime_lock = threading.Lock()
 
 
-def runtime_for(app: Celery) -> Runtime:
-    """The process's Runtime, built on first use (so importing this module loads no model)."""
+T = TypeVar("T")
+
+
+def _once(app: Celery, attribute: str, build: Callable[[Settings, Engine], T]) -> T:
+    """What the process holds for its lifetime, built on first use (so importing this module loads no model)."""
     with _runtime_lock:
-        runtime: Runtime | None = getattr(app, "medq_runtime", None)
-        if runtime is None:
+        found: T | None = getattr(app, attribute, None)
+        if found is None:
             settings: Settings = app.conf.medq_settings
             engine = make_engine(settings.database_url)
             init_db(engine)
-            inference = InferenceEngine(Registry(settings), settings)
-            runtime = Runtime(settings=settings, engine=engine, inference=inference,
-                              notify=Publisher(settings.redis_url).finished,
-                              send_webhooks=lambda ids: send_deliveries(app, ids))
-            app.medq_runtime = runtime
-        return runtime
+            found = build(settings, engine)
+            setattr(app, attribute, found)
+        return found
+
+
+def runtime_for(app: Celery) -> Runtime:
+    """The inference worker's Runtime: models, batchers, notifications."""
+    return _once(app, "medq_runtime", lambda settings, engine: Runtime(
+        settings=settings, engine=engine, inference=InferenceEngine(Registry(settings), settings),
+        notify=Publisher(settings.redis_url).finished, send_webhooks=lambda ids: send_deliveries(app, ids)))
 
 
 def delivery_for(app: Celery) -> Delivery:
-    """The webhook worker's Delivery (database engine and pooled HTTP client), built on first use."""
-    with _runtime_lock:
-        delivery: Delivery | None = getattr(app, "medq_delivery", None)
-        if delivery is None:
-            settings: Settings = app.conf.medq_settings
-            engine = make_engine(settings.database_url)
-            init_db(engine)
-            delivery = Delivery(settings=settings, engine=engine)
-            app.medq_delivery = delivery
-        return delivery
+    """The webhook worker's Delivery (database engine and pooled HTTP client)."""
+    return _once(app, "medq_delivery", lambda settings, engine: Delivery(settings=settings, engine=engine))
 
 
 def send_deliveries(app: Celery, event_ids: list[str]) -> None:
