@@ -55,9 +55,8 @@ def _audit(response: Response) -> Response:
                   request_id=request_id(), client=request.remote_addr)
     try:
         with session_scope(state().engine) as session:
-            objects: list[str | None] = [*_objects(response)] or [None]
-            for object_id in objects:
-                append(session, Access(**{**base.__dict__, "object_id": object_id}))
+            # One entry per request, naming every job it touched (a batch: all of them, comma-separated).
+            append(session, Access(**{**base.__dict__, "object_id": ",".join(_objects(response)) or None}))
     except Exception as exc:  # any failure (MedqError included): refuse rather than serve unaudited
         log.error("audit entry not written for %s %s (request %s): %s", request.method, request.path,
                   request_id(), exc)
@@ -74,7 +73,7 @@ def _objects(response: Response) -> list[str]:
     args: dict[str, Any] = request.view_args or {}
     for name in ("job_id", "name"):
         if args.get(name):
-            return [str(args[name])[:200]]
+            return [str(args[name])[:100]]
     if request.method == "POST" and response.status_code in (200, 202) and response.is_json:
         body = response.get_json(silent=True) or {}
         if isinstance(body.get("id"), str):

@@ -14,10 +14,15 @@ from shared.modelspec import ModelSpec
 
 log = logging.getLogger(__name__)
 
+# Architectures whose folder holds a Hugging Face tokenizer (others, like the no-op model, have none).
+TOKENIZED = frozenset({"encoder-linear-head", "hf-sequence-classification"})
+
 
 def count_tokens(spec: ModelSpec, text: str) -> int | None:
     """Tokens the model's tokenizer makes of `text` (special tokens included), or None if it has no
     tokenizer.json (then only the character limit applies)."""
+    if spec.architecture not in TOKENIZED:
+        return None
     try:
         folder = spec.encoder_path()
     except ModelConfigError:

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -184,7 +184,8 @@ class AuditEntry(SQLModel, table=True):
     tenant_id: str | None = Field(default=None, max_length=36, index=True)
     key_id: str | None = Field(default=None, max_length=36)
     action: str = Field(max_length=100)
-    object_id: str | None = Field(default=None, max_length=200)
+    # The job ids (or model name) the request touched: a batch names all of its jobs, comma-separated.
+    object_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True, index=True))
     outcome: int
     request_id: str = Field(max_length=64)
     client: str | None = Field(default=None, max_length=64)

@@ -112,3 +112,11 @@ def test_no_audit_no_access(client: FlaskClient, auth: dict[str, str], app: Flas
         s.exec(delete(AuditHead))  # the audit log cannot be written any more
     response = client.get("/v1/jobs", headers=auth)
     assert response.status_code == 503 and response.headers["Retry-After"]
+
+
+def test_a_batch_is_one_audit_entry_naming_every_job(client: FlaskClient, auth: dict[str, str], app: Flask) -> None:
+    batch = {"model": "disease-category", "items": [{"input": NOTE["input"]}] * 3}
+    ids = [job["id"] for job in client.post("/v1/jobs/batch", json=batch, headers=auth).get_json()["jobs"]]
+    with Session(_engine(app)) as s:
+        rows = s.exec(select(AuditEntry).where(AuditEntry.action == "POST /v1/jobs/batch")).all()
+    assert len(rows) == 1 and rows[0].object_id is not None and rows[0].object_id.split(",") == ids
