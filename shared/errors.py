@@ -95,6 +95,12 @@ class DatabaseUnavailable(ServiceUnavailable):
     slug, title = "database-unavailable", "The database is unavailable"
 
 
+class SchemaOutdated(MedqError):
+    """A database made by an older medq (a start-up error, not an HTTP one)."""
+
+    title = "The database schema is older than this medq"
+
+
 # --- Worker-side failures, stored on the job rather than answered over HTTP. ---
 
 

@@ -67,7 +67,8 @@ def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool) -
     PredictionFailed is raised for the caller to retry — unless this is the final attempt, when they fail."""
     REQUEST_ID.set(None)  # task threads are reused: nothing from the previous message
     with session_scope(runtime.engine) as session:
-        jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts)
+        jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts,
+                          stale_after_s=runtime.settings.sweep_running_after_s)
         claimed = {job.id for job in jobs}
         unclaimed = [i for i in job_ids if i not in claimed]  # expired, canceled or failed at claim time
         events = record_events(session, job_ids=unclaimed, dispatched_at=utcnow()) if unclaimed else []

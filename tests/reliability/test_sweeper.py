@@ -40,9 +40,9 @@ def _age(engine: Engine, ids: list[str], *, seconds: float, started: bool = Fals
         s.exec(update(Job).where(col(Job.id).in_(ids)).values(**values))
 
 
-def _claim(engine: Engine, ids: list[str]) -> list[str]:
+def _claim(engine: Engine, ids: list[str], stale_after_s: float = 300) -> list[str]:
     with session_scope(engine) as s:
-        return [job.id for job in claim_jobs(s, job_ids=ids, max_attempts=3)]
+        return [job.id for job in claim_jobs(s, job_ids=ids, max_attempts=3, stale_after_s=stale_after_s)]
 
 
 def _sweep(engine: Engine, marks: fakeredis.FakeRedis, sent: Sent) -> tuple[list[str], list[str]]:
@@ -98,11 +98,21 @@ def test_a_message_that_cannot_be_sent_is_tried_again_next_sweep(store_engine: E
     assert sorted(_sweep(store_engine, marks, sent)[1]) == sorted(ids)
 
 
-def test_duplicate_messages_store_one_result(store_engine: Engine) -> None:
-    """The sweeper's duplicate and the original message both claim the job; only the first result is kept."""
+def test_a_duplicate_message_does_not_run_a_live_job_again(store_engine: Engine) -> None:
     (job_id,) = _jobs(store_engine, 1)
     assert _claim(store_engine, [job_id]) == [job_id]
-    assert _claim(store_engine, [job_id]) == [job_id]  # the duplicate, while the first still runs
+    assert _claim(store_engine, [job_id]) == []  # the sweeper's duplicate, while the first still runs
+    _age(store_engine, [job_id], seconds=600, started=True)
+    assert _claim(store_engine, [job_id]) == [job_id]  # a redelivery long after: its worker is presumed dead
+    job = statuses(store_engine, [job_id])[job_id]
+    assert job.attempts == 2 and job.status == JobStatus.RUNNING
+
+
+def test_duplicate_messages_store_one_result(store_engine: Engine) -> None:
+    """Two claims of one job (stale threshold 0: both run); only the first result is kept."""
+    (job_id,) = _jobs(store_engine, 1)
+    assert _claim(store_engine, [job_id], stale_after_s=0) == [job_id]
+    assert _claim(store_engine, [job_id], stale_after_s=0) == [job_id]  # the duplicate, while the first still runs
     with session_scope(store_engine) as s:
         store_results(s, results={job_id: {"label": "first"}}, failures={})
     with session_scope(store_engine) as s:
