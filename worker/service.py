@@ -62,13 +62,15 @@ class Runtime:
                 log.warning("%d webhook event(s) left to the dispatcher: %s", len(event_ids), exc)
 
 
-def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool) -> None:
+def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool, reclaim_running: bool = False) -> None:
     """Run what is runnable among `job_ids`. Jobs whose batch failed as a whole go back to `queued` and
     PredictionFailed is raised for the caller to retry — unless this is the final attempt, when they fail."""
     REQUEST_ID.set(None)  # task threads are reused: nothing from the previous message
     with session_scope(runtime.engine) as session:
-        jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts,
-                          stale_after_s=runtime.settings.sweep_running_after_s)
+        # A retry of this very message after a database outage takes back the jobs it left running; any other
+        # message leaves a running job to the worker that holds it, unless that one is presumed dead.
+        stale_after_s = 0.0 if reclaim_running else runtime.settings.sweep_running_after_s
+        jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts, stale_after_s=stale_after_s)
         claimed = {job.id for job in jobs}
         unclaimed = [i for i in job_ids if i not in claimed]  # expired, canceled or failed at claim time
         events = record_events(session, job_ids=unclaimed, dispatched_at=utcnow()) if unclaimed else []
