@@ -104,9 +104,18 @@ def abstain_stats(probs: NDArray[np.float64], true: NDArray[np.int64], band: tup
     }
 
 
+# Hand-curated sections of model.json that training does not produce: kept from the file a retrain replaces.
+CURATED = ("codes", "dicom")
+
+
 def write_model_dir(directory: Path, spec: dict[str, Any]) -> ModelSpec:
-    """Write model.json with the weights' digest, then read it back through the real parser."""
+    """Write model.json with the weights' digest (keeping the curated sections of the one it replaces), then read
+    it back through the real parser."""
     spec = dict(spec)
+    previous = directory / "model.json"
+    if previous.exists():
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
+        spec.update({key: earlier[key] for key in CURATED if key in earlier and key not in spec})
     spec["sha256"] = file_digest(directory / spec["weights"])
     (directory / "model.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     from shared.modelspec import read_spec
