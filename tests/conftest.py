@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from shared.db import init_db, make_engine, session_scope
 from shared.keys import create_api_key, ensure_tenant
 from shared.settings import PROJECT_ROOT, Settings, get_settings
 from shared.status import Priority
+from tests.receiver import Receiver, running_receiver
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
@@ -107,20 +109,37 @@ def store_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         yield eng
         eng.dispose()
         return
+    with fresh_postgres_database("medq_test") as url:
+        eng = make_engine(url)
+        init_db(eng)
+        yield eng
+        eng.dispose()
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database on MEDQ_TEST_POSTGRES_URL's server (dropped afterwards); skips the test
+    when that variable is not set."""
     url = os.environ.get("MEDQ_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("MEDQ_TEST_POSTGRES_URL is not set (CI sets it when a local Postgres answers)")
-    name = f"medq_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    eng = make_engine(make_url(url).set(database=name).render_as_string(hide_password=False))
-    init_db(eng)
-    yield eng
-    eng.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP webhook receiver on 127.0.0.1, shared by a module's tests."""
+    with running_receiver() as running:
+        yield running
 
 
 def shared_data() -> Path:

@@ -20,7 +20,7 @@ from shared.db import make_engine, session_scope
 from shared.localstack import LocalStack, local_stack
 from shared.models import Job, utcnow
 from shared.queues import WEBHOOK_QUEUE
-from tests.receiver import Receiver, Reply, running_receiver
+from tests.receiver import Receiver, Reply
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +28,6 @@ HOOK_ENV = {"MEDQ_WEBHOOK_ALLOW": "127.0.0.1/32", "MEDQ_WEBHOOK_RETRY_SCHEDULE":
             "MEDQ_WEBHOOK_POLL_INTERVAL_S": "0.2", "MEDQ_WEBHOOK_REDISPATCH_AFTER_S": "2",
             "MEDQ_RETENTION_SWEEP_S": "1"}
 NOTE = {"model": "disease-category", "input": {"text": "Progressive memory loss and gait apraxia."}}
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

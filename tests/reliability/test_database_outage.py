@@ -4,17 +4,16 @@ under open connections the same way). Needs MEDQ_TEST_POSTGRES_URL."""
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
 from shared.localstack import LocalStack, local_stack
+from tests.conftest import fresh_postgres_database
 from tests.reliability.conftest import count_jobs, noop_models, start_worker, wait_until
 from tests.reliability.crashing_worker import SLOW
 from tests.reliability.tcpproxy import TcpProxy
@@ -28,21 +27,12 @@ OUTAGE_S = 8.0  # shorter than the worker's in-memory write retries (~30 s): no 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TcpProxy, str, str]]:
     """A fresh database, and its URL through the proxy (for the stack) and direct (for the test's checks)."""
-    url = os.environ.get("MEDQ_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("MEDQ_TEST_POSTGRES_URL is not set (CI sets it when a local Postgres answers)")
-    name = f"medq_outage_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    direct = make_url(url).set(database=name)
-    proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
-    through = direct.set(host="127.0.0.1", port=proxy.port)
-    yield proxy, through.render_as_string(hide_password=False), direct.render_as_string(hide_password=False)
-    proxy.close()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_postgres_database("medq_outage") as url:
+        direct = make_url(url)
+        proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
+        through = direct.set(host="127.0.0.1", port=proxy.port)
+        yield proxy, through.render_as_string(hide_password=False), url
+        proxy.close()
 
 
 @pytest.fixture(scope="module")

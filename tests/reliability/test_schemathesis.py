@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import schemathesis
@@ -30,7 +30,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 def test_no_generated_request_gets_a_5xx(api: LocalStack) -> None:
     schema = schemathesis.openapi.from_url(f"{api.base_url}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [cast(Any, result).ok() for result in schema.get_all_operations()]  # an invalid one fails here
     per_operation = max(CASES // (2 * len(operations)), 20)
     statuses: Counter[int] = Counter()
     failures: list[str] = []

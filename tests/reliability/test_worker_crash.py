@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from shared.localstack import LocalStack, local_stack
 from shared.settings import PROJECT_ROOT
-from tests.receiver import Receiver, running_receiver
+from tests.receiver import Receiver
 from tests.reliability.conftest import events_by_job, noop_models, start_worker, statuses, wait_until
 from tests.reliability.crashing_worker import CRASHER, SLOW
 
@@ -37,12 +37,6 @@ def record(name: str, figures: dict[str, Any]) -> None:
     FIGURES.mkdir(parents=True, exist_ok=True)
     (FIGURES / f"{name}.json").write_text(json.dumps(figures, indent=2))
     print(f"\n[reliability] {name}: {figures}")
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
