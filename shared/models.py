@@ -104,6 +104,8 @@ class Job(SQLModel, table=True):
     cancel_requested: bool = False
     data_removed: bool = False
     attempts: int = 0
+    # The id of the message that claimed the job last: that message's own retries may take it back while running.
+    claimed_by: str | None = Field(default=None, max_length=64)
     # The X-Request-ID of the submission: worker and webhook log lines carry it (and the webhook sends it back).
     request_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

@@ -3,6 +3,7 @@ killed before its ack) runs at most once more and never stores a second result."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,40 +14,55 @@ from shared.models import Job, utcnow
 from shared.status import JobStatus
 
 
-def claim_jobs(session: Session, *, job_ids: list[str], max_attempts: int, stale_after_s: float = 0.0) -> list[Job]:
-    """Mark the runnable jobs among `job_ids` running and return them. Skips finished and canceled jobs, and
-    running ones started less than `stale_after_s` ago (another worker holds them: a duplicate message must not
-    run them twice); expires overdue ones; fails a job already tried `max_attempts` times (a poison job that keeps
-    killing its worker). The common case is a single UPDATE … RETURNING for the whole message."""
+@dataclass(frozen=True)
+class Claimant:
+    """Who claims: the message's id (its own retries take back what it claimed, e.g. after a database outage) and
+    after how long a running job is presumed to belong to a dead worker."""
+
+    token: str | None = None
+    stale_after_s: float = 0.0
+
+    def may_take(self, now: datetime) -> Any:
+        """Queued; or running, and either presumed dead or claimed by this same message."""
+        stale = now - timedelta(seconds=self.stale_after_s)
+        running_ours = [col(Job.claimed_by) == self.token] if self.token else []
+        return or_(col(Job.status) == JobStatus.QUEUED,
+                   and_(col(Job.status) == JobStatus.RUNNING,
+                        or_(col(Job.started_at).is_(None), col(Job.started_at) <= stale, *running_ours)))
+
+    def holds_elsewhere(self, job: Job, now: datetime) -> bool:
+        """A running job another (live) message holds: a duplicate message must not run it twice."""
+        fresh = job.started_at is not None and job.started_at > now - timedelta(seconds=self.stale_after_s)
+        return job.status == JobStatus.RUNNING and fresh and (self.token is None or job.claimed_by != self.token)
+
+
+def claim_jobs(session: Session, *, job_ids: list[str], max_attempts: int,
+               claimant: Claimant = Claimant()) -> list[Job]:
+    """Mark the runnable jobs among `job_ids` running and return them. Skips finished and canceled jobs and those
+    another live message holds; expires overdue ones; fails a job already tried `max_attempts` times (a poison job
+    that keeps killing its worker). The common case is a single UPDATE … RETURNING for the whole message."""
     now = utcnow()
     ordinary = [col(Job.cancel_requested).is_(False), col(Job.data_removed).is_(False),
                 col(Job.attempts) < max_attempts, col(Job.max_queue_seconds).is_(None)]
-    claimed = _mark_running(session, job_ids, _claimable(now, stale_after_s), *ordinary)
+    claimed = _mark_running(session, job_ids, claimant, claimant.may_take(now), *ordinary)
     rest = set(job_ids) - {job.id for job in claimed}
-    return claimed + _claim_special(session, list(rest), max_attempts, stale_after_s) if rest else claimed
+    return claimed + _claim_special(session, list(rest), max_attempts, claimant) if rest else claimed
 
 
-def _claimable(now: datetime, stale_after_s: float) -> Any:
-    """Queued, or running but started so long ago that its worker is presumed dead (a redelivered message)."""
-    stale = now - timedelta(seconds=stale_after_s)
-    return or_(col(Job.status) == JobStatus.QUEUED,
-               and_(col(Job.status) == JobStatus.RUNNING,
-                    or_(col(Job.started_at).is_(None), col(Job.started_at) <= stale)))
-
-
-def _mark_running(session: Session, job_ids: list[str], *conditions: Any) -> list[Job]:
+def _mark_running(session: Session, job_ids: list[str], claimant: Claimant, *conditions: Any) -> list[Job]:
     # started_at is the latest start, so a re-run is not mistaken for a stale one straight away.
     statement = (
         update(Job)
         .where(col(Job.id).in_(job_ids), *conditions)
-        .values(status=JobStatus.RUNNING, attempts=col(Job.attempts) + 1, started_at=utcnow())
+        .values(status=JobStatus.RUNNING, attempts=col(Job.attempts) + 1, started_at=utcnow(),
+                claimed_by=claimant.token)
         .returning(Job)
         .execution_options(populate_existing=True)
     )
     return list(session.execute(statement).scalars().all())
 
 
-def _claim_special(session: Session, job_ids: list[str], max_attempts: int, stale_after_s: float) -> list[Job]:
+def _claim_special(session: Session, job_ids: list[str], max_attempts: int, claimant: Claimant) -> list[Job]:
     """The jobs the fast path left: finished, canceled, held by a live worker, out of attempts, or with a queue
     deadline."""
     now = utcnow()
@@ -55,8 +71,8 @@ def _claim_special(session: Session, job_ids: list[str], max_attempts: int, stal
         status = JobStatus(job.status)
         if status not in (JobStatus.QUEUED, JobStatus.RUNNING):
             continue
-        if status == JobStatus.RUNNING and job.started_at and job.started_at > now - timedelta(seconds=stale_after_s):
-            continue  # another worker is running it now
+        if claimant.holds_elsewhere(job, now):
+            continue
         if _overdue(job) and status == JobStatus.QUEUED:
             _set(session, job, expected=status, status=JobStatus.EXPIRED, finished_at=now)
         elif job.cancel_requested or job.data_removed:
@@ -67,7 +83,7 @@ def _claim_special(session: Session, job_ids: list[str], max_attempts: int, stal
             _set(session, job, expected=status, status=JobStatus.FAILED, error=error, finished_at=now)
         else:
             runnable.append(job.id)
-    return _mark_running(session, runnable, _claimable(now, stale_after_s)) if runnable else []
+    return _mark_running(session, runnable, claimant, claimant.may_take(now)) if runnable else []
 
 
 def store_results(session: Session, *, results: dict[str, dict[str, Any]],

@@ -22,7 +22,7 @@ from shared.models import Job, utcnow
 from shared.outbox import record_events
 from shared.settings import Settings
 from shared.status import Priority
-from shared.worker_store import claim_jobs, release_jobs, store_results
+from shared.worker_store import Claimant, claim_jobs, release_jobs, store_results
 from worker import metrics
 from worker.batching import BatcherClosed, BatchFailed
 from worker.engine import InferenceEngine, Served
@@ -62,19 +62,23 @@ class Runtime:
                 log.warning("%d webhook event(s) left to the dispatcher: %s", len(event_ids), exc)
 
 
-def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool, reclaim_running: bool = False) -> None:
+def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool, token: str | None = None) -> None:
     """Run what is runnable among `job_ids`. Jobs whose batch failed as a whole go back to `queued` and
-    PredictionFailed is raised for the caller to retry — unless this is the final attempt, when they fail."""
+    PredictionFailed is raised for the caller to retry — unless this is the final attempt, when they fail.
+    `token` names the message: its own retries take back the running jobs it claimed (a database outage left
+    them running); any other message leaves them to it unless they are presumed dead."""
     REQUEST_ID.set(None)  # task threads are reused: nothing from the previous message
+    claimant = Claimant(token=token, stale_after_s=runtime.settings.sweep_running_after_s)
     with session_scope(runtime.engine) as session:
-        # A retry of this very message after a database outage takes back the jobs it left running; any other
-        # message leaves a running job to the worker that holds it, unless that one is presumed dead.
-        stale_after_s = 0.0 if reclaim_running else runtime.settings.sweep_running_after_s
-        jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts, stale_after_s=stale_after_s)
+        jobs = claim_jobs(session, job_ids=job_ids, max_attempts=runtime.max_attempts, claimant=claimant)
         claimed = {job.id for job in jobs}
         unclaimed = [i for i in job_ids if i not in claimed]  # expired, canceled or failed at claim time
         events = record_events(session, job_ids=unclaimed, dispatched_at=utcnow()) if unclaimed else []
     runtime.finished(unclaimed, events)
+    _run_claimed(jobs, runtime, final_attempt)
+
+
+def _run_claimed(jobs: list[Job], runtime: Runtime, final_attempt: bool) -> None:
     # The submissions' request ids, so this message's log lines join the API's (one id for one request).
     REQUEST_ID.set(",".join(sorted({j.request_id for j in jobs if j.request_id})) or None)
     by_model: dict[str, list[Job]] = defaultdict(list)

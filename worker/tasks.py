@@ -29,8 +29,9 @@ def run_jobs(self: Task, job_ids: list[str], db_retries: int = 0) -> None:
 
     batch_retries = self.request.retries - db_retries
     try:
+        # The task id stays the same across retries: it is the claim token.
         process_jobs(job_ids, runtime=runtime_for(self.app), final_attempt=batch_retries >= MAX_RETRIES,
-                     reclaim_running=db_retries > 0)
+                     token=self.request.id)
     except PredictionFailed as exc:
         raise self.retry(exc=exc, countdown=2 ** batch_retries, max_retries=MAX_RETRIES + db_retries) from exc
     except DatabaseUnavailable as exc:

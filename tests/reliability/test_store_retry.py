@@ -72,11 +72,11 @@ def test_a_long_outage_goes_to_the_task_and_the_retry_stores_once(runtime: Runti
     job_id = _job(runtime.engine)
     _outage(monkeypatch, failures=len(runtime.db_retry_delays) + 1)
     with pytest.raises(DatabaseUnavailable):
-        process_jobs([job_id], runtime=runtime, final_attempt=False)
+        process_jobs([job_id], runtime=runtime, final_attempt=False, token="message-1")
     assert statuses(runtime.engine, [job_id])[job_id].status == JobStatus.RUNNING  # not lost: retried/swept
-    process_jobs([job_id], runtime=runtime, final_attempt=False)  # another message: it leaves the job alone
+    process_jobs([job_id], runtime=runtime, final_attempt=False, token="message-2")  # another message: hands off
     assert statuses(runtime.engine, [job_id])[job_id].attempts == 1
-    process_jobs([job_id], runtime=runtime, final_attempt=False, reclaim_running=True)  # the task's own retry
+    process_jobs([job_id], runtime=runtime, final_attempt=False, token="message-1")  # the task's own retry
     job = statuses(runtime.engine, [job_id])[job_id]
     assert job.status == JobStatus.SUCCEEDED and job.attempts == 2
 
@@ -99,7 +99,7 @@ def _run_task(app: Celery, monkeypatch: pytest.MonkeyPatch, error: Exception, *,
 
     def fail(job_ids: list[str], **kwargs: Any) -> None:
         asked["final_attempt"] = kwargs["final_attempt"]
-        asked["reclaim_running"] = kwargs.get("reclaim_running", False)
+        asked["token"] = kwargs.get("token")
         raise error
 
     def retry(**kwargs: Any) -> Retry:
@@ -108,7 +108,7 @@ def _run_task(app: Celery, monkeypatch: pytest.MonkeyPatch, error: Exception, *,
 
     monkeypatch.setattr(service, "process_jobs", fail)
     monkeypatch.setattr(task, "retry", retry)
-    task.push_request(retries=retries)
+    task.push_request(retries=retries, id="task-7")
     try:
         with pytest.raises(Retry):
             task.run(["j1"], db_retries=db_retries)
@@ -123,8 +123,7 @@ def test_the_task_retries_a_database_outage_apart_from_batch_retries(celery_app:
     asked = _run_task(celery_app, monkeypatch, down, retries=3, db_retries=3)
     assert asked["kwargs"] == {"job_ids": ["j1"], "db_retries": 4} and asked["max_retries"] is None
     assert asked["final_attempt"] is False  # three outage retries are not three batch failures
-    assert asked["reclaim_running"] is True  # a retry after an outage takes back the jobs it left running
-    assert _run_task(celery_app, monkeypatch, down, retries=0, db_retries=0)["reclaim_running"] is False
+    assert asked["token"] == "task-7"  # the task id, the same on every retry, is the claim token
     asked = _run_task(celery_app, monkeypatch, PredictionFailed("batch"), retries=4, db_retries=3)
     assert asked["max_retries"] == 5 and asked["final_attempt"] is False
 

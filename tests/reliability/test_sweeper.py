@@ -16,7 +16,7 @@ from shared.db import session_scope
 from shared.keys import ensure_tenant
 from shared.models import Job, utcnow
 from shared.status import JobStatus, Priority
-from shared.worker_store import claim_jobs, store_results
+from shared.worker_store import Claimant, claim_jobs, store_results
 from tests.reliability.conftest import statuses
 from worker.sweeper import MESSAGE_IDS, sweep
 
@@ -42,7 +42,8 @@ def _age(engine: Engine, ids: list[str], *, seconds: float, started: bool = Fals
 
 def _claim(engine: Engine, ids: list[str], stale_after_s: float = 300) -> list[str]:
     with session_scope(engine) as s:
-        return [job.id for job in claim_jobs(s, job_ids=ids, max_attempts=3, stale_after_s=stale_after_s)]
+        claimant = Claimant(stale_after_s=stale_after_s)
+        return [job.id for job in claim_jobs(s, job_ids=ids, max_attempts=3, claimant=claimant)]
 
 
 def _sweep(engine: Engine, marks: fakeredis.FakeRedis, sent: Sent) -> tuple[list[str], list[str]]:
@@ -132,3 +133,19 @@ def test_a_finished_job_is_never_requeued(store_engine: Engine) -> None:
     requeued, _ = _sweep(store_engine, fakeredis.FakeRedis(), [])
     assert requeued == [ids[1]]
     assert statuses(store_engine, ids)[ids[0]].status == JobStatus.SUCCEEDED
+
+
+def test_only_the_message_that_claimed_a_running_job_takes_it_back(store_engine: Engine) -> None:
+    """A database outage leaves a message's jobs running; its retry (same task id) takes them back, while another
+    message (the sweeper's re-send of a long-queued job, say) leaves them alone."""
+    (job_id,) = _jobs(store_engine, 1)
+
+    def claim(token: str) -> list[str]:
+        with session_scope(store_engine) as s:
+            claimant = Claimant(token=token, stale_after_s=300)
+            return [job.id for job in claim_jobs(s, job_ids=[job_id], max_attempts=3, claimant=claimant)]
+
+    assert claim("message-1") == [job_id]
+    assert claim("message-2") == []
+    assert claim("message-1") == [job_id]
+    assert statuses(store_engine, [job_id])[job_id].attempts == 2
