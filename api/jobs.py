@@ -58,7 +58,8 @@ def create_job() -> Response:
 @bp.post("/batch")
 @documented("createBatch", tag=JOBS, json=BatchCreate, ok={
     202: (BatchOut, "Accepted: the jobs, in item order."),
-    200: (BatchOut, "The same jobs again (a repeated `Idempotency-Key` with the same body)."),
+    200: (BatchOut, "Every job finished (`Prefer: wait=N` and they all finished in time), or the same jobs again "
+                    "(a repeated `Idempotency-Key` with the same body)."),
 }, errors=(400, (409, "`Idempotency-Key` reused with another body."), 413, 415,
            (422, "An invalid item refuses the whole batch, naming it (`items[3].input`); more than 256 items. "
                  "Nothing is created."),
@@ -67,17 +68,20 @@ def create_job() -> Response:
 def create_batch() -> tuple[Response, int]:
     """Submit a batch of jobs for one model.
 
-    Up to 256 items, all or nothing, sent to the workers as one queue message. Scope `jobs:write`."""
+    Up to 256 items, all or nothing, sent to the workers as one queue message. With `Prefer: wait=N` (N ≤ 60)
+    the answer is held until every job is terminal (200, with the results) or N seconds pass (202). Scope
+    `jobs:write`."""
     st = state()
     done = submit(st, principal(), read_body(request), batch=True,
                   idempotency_key=request.headers.get("Idempotency-Key"))
     if not done.replayed:
         metrics.jobs_accepted(done.jobs)
+    finished = _wait_for_all(st, [j.id for j in done.jobs], _prefer_wait(st))
     with session_scope(st.engine) as session:
         jobs = crud.get_jobs(session, tenant_id=principal().tenant_id, job_ids=[j.id for j in done.jobs])
         positions = crud.queue_positions(session, jobs=jobs)
         out = BatchOut(jobs=[job_out(j, queue_position=positions[j.id]) for j in jobs])
-    return jsonify(out.model_dump(mode="json")), 200 if done.replayed else 202
+    return jsonify(out.model_dump(mode="json")), 200 if done.replayed or finished else 202
 
 
 @bp.get("")
@@ -107,12 +111,13 @@ def list_jobs() -> Response:
 def get_job(job_id: str) -> Response:
     """Get a job.
 
-    Poll it until its status is terminal (`succeeded`, `failed`, `canceled`, `expired`); `queue_position`
-    (0 = next) and `estimated_start_at` while it is queued. Scope `jobs:read`."""
+    Poll it until its status is terminal (`succeeded`, `failed`, `canceled`, `expired`), or long-poll with
+    `Prefer: wait=N` (N ≤ 60): the answer is held until the job is terminal or N seconds pass, whichever is
+    first. `queue_position` (0 = next) and `estimated_start_at` while it is queued. Scope `jobs:read`."""
     st = state()
     with session_scope(st.engine) as session:
         job = crud.get_job(session, tenant_id=principal().tenant_id, job_id=job_id)
-    return _job_response(st, job, status=200)
+    return _job_response(st, _wait_for(st, job, _prefer_wait(st)), status=200)
 
 
 @bp.post("/<job_id>/cancel")
@@ -173,8 +178,20 @@ def _wait_for(st: ApiState, job: Job, seconds: float) -> Job:
             latest[0] = found
         return found is None or JobStatus(latest[0].status).is_terminal
 
-    st.waiter.wait(job.id, seconds, is_done)
+    st.waiter.wait([job.id], seconds, is_done)
     return latest[0]
+
+
+def _wait_for_all(st: ApiState, job_ids: list[str], seconds: float) -> bool:
+    """Hold the request until every job is terminal or time runs out; True if they all finished."""
+    if seconds <= 0 or st.waiter is None:
+        return False
+
+    def all_done() -> bool:
+        with Session(st.engine) as session:
+            return crud.count_terminal(session, job_ids=job_ids) == len(set(job_ids))
+
+    return st.waiter.wait(job_ids, seconds, all_done)
 
 
 def _int_arg(name: str, *, default: int, low: int, high: int) -> int:

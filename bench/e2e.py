@@ -97,8 +97,8 @@ def singles(stack: LocalStack, model: str, texts: list[str], *, concurrency: int
 
 def batches(stack: LocalStack, model: str, texts: list[str], *, concurrency: int, n: int, batch_size: int,
             section: str) -> Row:
-    """Closed loop: each client submits a batch and waits until all its jobs are done."""
-    engine = create_engine(stack.env["MEDQ_DATABASE_URL"])
+    """Closed loop: each client submits a batch with `Prefer: wait` (the API answers when every job is done,
+    woken by the worker's notification: no polling) and sends the next when it returns."""
     # One HTTP client per client thread: building one (an SSL context) costs more CPU than the request.
     clients = [stack.client(timeout=120) for _ in range(concurrency)]
 
@@ -106,19 +106,31 @@ def batches(stack: LocalStack, model: str, texts: list[str], *, concurrency: int
         def send() -> list[str]:
             items = [{"input": {"text": texts[(start + k) % len(texts)]}} for k in range(batch_size)]
             client = clients[(start // batch_size) % concurrency]
-            response = client.post("/v1/jobs/batch", json={"model": model, "items": items})
+            response = client.post("/v1/jobs/batch", json={"model": model, "items": items},
+                                   headers={"Prefer": "wait=60"})
             response.raise_for_status()
             ids = [job["id"] for job in response.json()["jobs"]]
-            _wait_done(engine, ids, poll_s=min(0.2, 0.01 * concurrency))
+            if response.status_code != 200:  # not all done within the wait: long-poll the rest
+                for job_id in ids:
+                    _long_poll(client, job_id)
             return ids
         return send
 
     work = [one(start) for start in range(0, n, batch_size)]
     ids = _run_clients(concurrency, work, f"batches c={concurrency}", len(work) * batch_size)
-    engine.dispose()
     for client in clients:
         client.close()
     return _measure(stack, ids, section, f"batch of {batch_size}, c={concurrency}")
+
+
+def _long_poll(client: httpx.Client, job_id: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get(f"/v1/jobs/{job_id}", headers={"Prefer": "wait=60"})
+        response.raise_for_status()
+        if response.json()["status"] in TERMINAL:
+            return
+    raise TimeoutError(f"job {job_id} not done in {timeout}s")
 
 
 def _wait_done(engine: Engine, ids: list[str], timeout: float = 600, poll_s: float = 0.2) -> None:

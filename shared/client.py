@@ -152,8 +152,11 @@ class MedqClient:
             jobs.extend(_as_dict(self._request("POST", "/v1/jobs/batch", json=body, headers=headers))["jobs"])
         return jobs
 
-    def get(self, job_id: str) -> Json:
-        return _as_dict(self._request("GET", f"/v1/jobs/{job_id}"))
+    def get(self, job_id: str, *, wait: float = 0) -> Json:
+        """The job; with `wait` > 0 the server holds the answer until it is terminal or `wait` s (≤ 60) pass."""
+        seconds = min(int(wait), 60) if wait >= 1 else 0
+        headers = {"Prefer": f"wait={seconds}"} if seconds else {}
+        return _as_dict(self._request("GET", f"/v1/jobs/{job_id}", headers=headers, timeout=self.timeout + seconds))
 
     def list(self, *, status: str | None = None, model: str | None = None, external_id: str | None = None,
              limit: int | None = None, cursor: str | None = None) -> Json:
@@ -171,8 +174,8 @@ class MedqClient:
         return list(_as_dict(self._request("GET", "/v1/models"))["models"])
 
     def wait(self, job_id: str, *, timeout: float = 300.0, interval: float = 0.25, max_interval: float = 5.0) -> Json:
-        """Poll GET /v1/jobs/{id} with growing pauses until the job is terminal. `Prefer: wait` exists only on
-        POST, and re-posting to wait would be wrong, so this polls. Raises MedqTimeout after `timeout` seconds."""
+        """Long-poll GET /v1/jobs/{id} (`Prefer: wait`) until the job is terminal; pauses growing from `interval`
+        to `max_interval` between rounds that end unfinished. Raises MedqTimeout after `timeout` seconds."""
         return self.wait_many([job_id], timeout=timeout, interval=interval, max_interval=max_interval)[0]
 
     def wait_many(self, job_ids: Sequence[str], *, timeout: float = 300.0, interval: float = 0.25,
@@ -183,7 +186,8 @@ class MedqClient:
         pause = interval
         while True:
             for job_id in [j for j in job_ids if j not in done]:
-                job = self.get(job_id)
+                # The server wakes the request when the job finishes: no polling traffic while it runs.
+                job = self.get(job_id, wait=deadline - time.monotonic())
                 if job["status"] in TERMINAL:
                     done[job_id] = job
                     if on_done is not None:

@@ -88,6 +88,13 @@ def get_jobs(session: Session, *, tenant_id: str, job_ids: list[str]) -> list[Jo
     return [by_id[i] for i in job_ids if i in by_id]
 
 
+def count_terminal(session: Session, *, job_ids: list[str]) -> int:
+    """How many of `job_ids` have reached a terminal status (one COUNT, for waits on a batch)."""
+    terminal = [status.value for status in JobStatus if status.is_terminal]
+    query = select(func.count()).select_from(Job).where(col(Job.id).in_(job_ids), col(Job.status).in_(terminal))
+    return session.exec(query).one()
+
+
 def list_jobs(
     session: Session, *, tenant_id: str, status: JobStatus | None = None, model: str | None = None,
     external_id: str | None = None, limit: int = 50, cursor: str | None = None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -39,14 +39,16 @@ class Waiter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def wait(self, job_id: str, timeout: float, is_done: Callable[[], bool]) -> bool:
-        """Block until `is_done()` is true or `timeout` passes; True if done."""
+    def wait(self, job_ids: Sequence[str], timeout: float, is_done: Callable[[], bool]) -> bool:
+        """Block until `is_done()` is true or `timeout` passes; True if done. Any of `job_ids` finishing
+        wakes the wait to ask `is_done()` again (a batch waits for all its jobs on one event)."""
         if is_done():
             return True
         self._ensure_listening()
         event = threading.Event()
         with self._lock:
-            self._events.setdefault(job_id, []).append(event)
+            for job_id in job_ids:
+                self._events.setdefault(job_id, []).append(event)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -58,7 +60,11 @@ class Waiter:
                 if is_done():
                     return True
         finally:
-            with self._lock:
+            self._forget(job_ids, event)
+
+    def _forget(self, job_ids: Sequence[str], event: threading.Event) -> None:
+        with self._lock:
+            for job_id in job_ids:
                 waiting = self._events.get(job_id, [])
                 if event in waiting:
                     waiting.remove(event)

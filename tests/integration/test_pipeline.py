@@ -65,6 +65,18 @@ def test_prefer_wait_returns_the_finished_job(stack: Stack) -> None:
     check_result(response.json(), DISEASES)
 
 
+def test_get_with_prefer_wait_answers_when_the_job_finishes(stack: Stack) -> None:
+    items = [{"input": {"text": f"Note {i}: chest pain radiating to the left arm, troponin raised."}}
+             for i in range(16)]
+    with stack.client(timeout=90) as client:
+        response = client.post("/v1/jobs/batch", json={"model": "disease-category", "items": items})
+        assert response.status_code == 202, response.text
+        last = response.json()["jobs"][-1]["id"]
+        # Asked right after the submission, when the job is still queued: the answer waits for the result.
+        job = client.get(f"/v1/jobs/{last}", headers={"Prefer": "wait=60"}).json()
+    check_result(job, DISEASES)
+
+
 def test_batch_completes_in_item_order(stack: Stack) -> None:
     items = [{"input": {"text": f"Patient {i}: epileptic seizures, EEG shows spikes."}, "external_id": f"B-{i}"}
              for i in range(20)]
