@@ -77,6 +77,17 @@ def test_get_with_prefer_wait_answers_when_the_job_finishes(stack: Stack) -> Non
     check_result(job, DISEASES)
 
 
+def test_batch_with_prefer_wait_answers_with_every_result(stack: Stack) -> None:
+    items = [{"input": {"text": f"Note {i}: new-onset atrial fibrillation with rapid ventricular response."}}
+             for i in range(12)]
+    with stack.client(timeout=90) as client:
+        response = client.post("/v1/jobs/batch", json={"model": "disease-category", "items": items},
+                               headers={"Prefer": "wait=60"})
+    assert response.status_code == 200, response.text
+    for job in response.json()["jobs"]:
+        check_result(job, DISEASES)
+
+
 def test_batch_completes_in_item_order(stack: Stack) -> None:
     items = [{"input": {"text": f"Patient {i}: epileptic seizures, EEG shows spikes."}, "external_id": f"B-{i}"}
              for i in range(20)]
