@@ -59,6 +59,7 @@ def main() -> None:
           "Celery (row 4)\n")
     print(table(rows))
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps([asdict(r) | {"items_per_s": r.items_per_s} for r in rows], indent=2))
 
 

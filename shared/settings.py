@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     explain_batch_max_size: int = Field(default=8, gt=0)
     batch_max_wait_ms: float = Field(default=5.0, ge=0)
     batch_stat_max_wait_ms: float = Field(default=1.0, ge=0)
+    # Stop waiting to fill a batch once nothing has arrived for this long (None: wait the full max wait). A lone
+    # job then waits 2 ms, not 5; items of a batch message, prepared back to back, still share a forward.
+    batch_max_gap_ms: float | None = Field(default=2.0, ge=0)
     # Padded tokens per text batch (items x longest item): bounds activation memory and CPU latency.
     batch_token_budget: int = Field(default=8192, gt=0)
     # Items more than this many times longer/shorter than a batch's first item wait for their own batch. 1.25:

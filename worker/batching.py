@@ -1,7 +1,8 @@
 """A dynamic batcher: plain typed Python, no Celery.
 
 Callers (Celery task threads) `submit` items and wait on the returned futures. One inference thread per model
-waits at most `max_wait_ms` for a batch to fill (`stat_max_wait_ms` when a stat item is waiting), then takes
+waits at most `max_wait_ms` for a batch to fill (`stat_max_wait_ms` when a stat item is waiting; less when
+arrivals stop for `max_gap_ms`), then takes
 the oldest of the most urgent items together with the items of its priority closest to it in length — up to
 `max_batch_size` items and a padded-token budget — sorts the batch by length, runs `predict` and resolves each
 future. Choosing similar lengths matters: a batch is padded to its longest item (measured on 2 CPU cores with
@@ -45,6 +46,10 @@ class BatchPolicy:
     # Leave out items more than this many times longer or shorter than the batch's first item: they would pad
     # or be padded too much, and wait for a batch of their own length. None: no limit.
     max_length_ratio: float | None = None
+    # Stop waiting (before max_wait_ms) once no item has arrived for this long: a lone request does not idle
+    # the model for the full wait, while a stream of arrivals (a batch message being prepared) still fills
+    # the batch. None: always wait the full max_wait_ms.
+    max_gap_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class Batcher(Generic[I, O]):
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
+        self._last_arrival = 0.0
         self._thread = threading.Thread(target=self._loop, name=f"{name}-inference", daemon=True)
         self._thread.start()
 
@@ -90,6 +96,7 @@ class Batcher(Generic[I, O]):
             if self._closed:
                 raise BatcherClosed("the batcher is closed")
             heapq.heappush(self._heap, entry)
+            self._last_arrival = entry.enqueued_at
             self._cond.notify_all()
         return future
 
@@ -120,12 +127,16 @@ class Batcher(Generic[I, O]):
                 self._cond.wait()
             deadline = self._fill_deadline()
             while not self._closed and not self._full():
-                remaining = deadline - time.monotonic()
+                remaining = self._stop_waiting_at(deadline) - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
                 deadline = min(deadline, self._fill_deadline())
             return self._take()
+
+    def _stop_waiting_at(self, deadline: float) -> float:
+        gap = self.policy.max_gap_ms
+        return deadline if gap is None else min(deadline, self._last_arrival + gap / 1000.0)
 
     def _fill_deadline(self) -> float:
         """Wait measured from the oldest waiting item, shorter when a stat item is among them."""

@@ -55,7 +55,8 @@ def policy_for(predictor: Predictor, settings: Settings, *, explain: bool) -> Ba
     budget = settings.batch_token_budget // (4 if explain else 1)
     return BatchPolicy(max_batch_size=size, max_wait_ms=settings.batch_max_wait_ms,
                        stat_max_wait_ms=settings.batch_stat_max_wait_ms, token_budget=budget if is_text else None,
-                       max_length_ratio=settings.batch_max_length_ratio if is_text else None)
+                       max_length_ratio=settings.batch_max_length_ratio if is_text else None,
+                       max_gap_ms=settings.batch_max_gap_ms)
 
 
 def _served(predictor: Predictor, *, explain: bool) -> Any:

@@ -77,6 +77,26 @@ def test_waits_to_fill_up_to_max_wait() -> None:
     assert [len(b) for b in model.batches] == [5]  # all arrived within the wait: one forward
 
 
+def test_a_lone_item_runs_once_arrivals_stop() -> None:
+    model = TinyModel()
+    batcher = make(model, max_batch_size=64, max_wait_ms=10_000, max_gap_ms=10)
+    assert batcher.submit("x").result(5) == [1.0, 2.0]  # would hang 10 s without the gap rule
+    batcher.close()
+
+
+def test_a_stream_of_arrivals_keeps_filling_within_the_gap() -> None:
+    model = TinyModel()
+    batcher = make(model, max_batch_size=64, max_wait_ms=10_000, max_gap_ms=2_000)
+    futures = []
+    for i in range(1, 6):
+        futures.append(batcher.submit("x" * i))
+        threading.Event().wait(0.02)  # each arrival well within the gap of the one before
+    for f in futures:
+        f.result(15)
+    batcher.close()
+    assert [len(b) for b in model.batches] == [5]
+
+
 def test_token_budget_limits_padded_size() -> None:
     model = TinyModel()
     batcher = make(model, max_batch_size=10, max_wait_ms=0, token_budget=25)
