@@ -29,7 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--flower-port", type=int, default=5555)
     dev.set_defaults(func=_dev)
-    sub.add_parser("init-db", help="create the database tables").set_defaults(func=_init_db)
+    sub.add_parser("init-db", help="create a new database (or check an existing one)").set_defaults(func=_init_db)
+    db = sub.add_parser("db", help="the database schema: `upgrade` applies pending migrations, `current` shows "
+                                   "the revision").add_subparsers()
+    db.add_parser("upgrade", help="apply pending migrations (run once, before starting a new version)")\
+        .set_defaults(func=_db_upgrade)
+    db.add_parser("current", help="the database's schema revision and this medq's").set_defaults(func=_db_current)
     worker = sub.add_parser("worker", help="start a Celery worker (inference, or --webhooks for deliveries)")
     worker.add_argument("--webhooks", action="store_true", help="deliver webhooks and run their dispatcher")
     worker.set_defaults(func=_worker)
@@ -53,6 +58,23 @@ def _dev(args: argparse.Namespace) -> int:
 def _init_db(_: argparse.Namespace) -> int:
     init_db(make_engine(get_settings().database_url))
     print("database ready")
+    return 0
+
+
+def _db_upgrade(_: argparse.Namespace) -> int:
+    from shared.migrate import upgrade
+
+    engine = make_engine(get_settings().database_url)
+    print(f"database at schema revision {upgrade(engine)}")
+    return 0
+
+
+def _db_current(_: argparse.Namespace) -> int:
+    from shared.migrate import current_revision, head_revision
+
+    current, head = current_revision(make_engine(get_settings().database_url)), head_revision()
+    state = "up to date" if current == head else f"this medq needs {head}: run `medq db upgrade`"
+    print(f"{current or 'none (a new database, or one from before migrations)'} ({state})")
     return 0
 
 

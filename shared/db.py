@@ -37,18 +37,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables (and the audit chain's head row). Safe to call from every process at start."""
+    """Create a new database or check an existing one's schema revision (shared/migrate.py), then the audit
+    chain's head row. Safe to call from every process at start."""
     from shared.audit import ensure_head
+    from shared.migrate import ensure_current
 
-    SQLModel.metadata.create_all(engine)
-    check_schema(engine)
+    ensure_current(engine)
     with session_scope(engine) as session:
         ensure_head(session)
 
 
 def check_schema(engine: Engine) -> None:
-    """Refuse a database made by an older medq: create_all adds missing tables but never columns, and a missing
-    column would otherwise surface as a 500 on some later request. (No migrations yet: see README, Operations.)"""
+    """Refuse a database whose tables lack a column the models have: it would otherwise surface as a 500 on some
+    later request."""
     inspector = inspect(engine)
     missing = [
         f"{table.name}.{column.name}"
@@ -59,7 +60,8 @@ def check_schema(engine: Engine) -> None:
     if missing:
         raise SchemaOutdated(
             f"the database {engine.url.render_as_string(hide_password=True)} was made by an older medq and lacks "
-            f"{', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}; there are no migrations yet: export what "
+            f"{', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}. A database with a schema revision is "
+            "brought up to date with `medq db upgrade`; one from before medq's migrations cannot be: export what "
             "you need and start from a new database (for `make run`: remove var/medq.db)")
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from shared import redis_server
 from shared.bootstrap import demo_key, flower_credentials
+from shared.db import make_engine
 from shared.localstack import wait_http
+from shared.migrate import upgrade
 from shared.procs import api_command, stop_process
 from shared.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -53,6 +55,8 @@ def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -
         settings = get_settings()
         env = {**os.environ, "MEDQ_REDIS_URL": _redis_url(settings, stack, var),
                "MEDQ_FLOWER_BASIC_AUTH": flower_credentials(settings, var / "flower.auth")}
+        # A development database follows the code: apply pending schema migrations before anything starts.
+        upgrade(make_engine(settings.database_url))
         key = demo_key(get_settings(redis_url=env["MEDQ_REDIS_URL"]), var / "demo.key")
         python = sys.executable
         # Own sessions: Ctrl-C reaches only this process, which then stops the children in order.

@@ -22,4 +22,12 @@ def test_compose_file_is_valid_and_has_the_services() -> None:
     result = subprocess.run([*_compose(), "config", "--services"], check=False, cwd=PROJECT_ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert set(result.stdout.split()) == {"redis", "postgres", "api", "worker", "webhooks", "flower"}
+    assert set(result.stdout.split()) == {"redis", "postgres", "migrate", "api", "worker", "webhooks", "flower"}
+
+
+def test_schema_migrations_run_once_before_the_api_starts() -> None:
+    import yaml
+
+    services = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
+    assert services["migrate"]["command"] == ["medq", "db", "upgrade"]
+    assert services["api"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}

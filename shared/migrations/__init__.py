@@ -1,0 +1,1 @@
+"""Alembic migrations of medq's database (see shared/migrate.py; `medq db upgrade` applies them)."""
