@@ -17,12 +17,13 @@ def test_page_is_served_at_the_root_with_a_strict_policy(client: FlaskClient) ->
     assert "script-src 'self'" in policy and "form-action 'none'" in policy and "frame-ancestors 'none'" in policy
     assert response.headers["Referrer-Policy"] == "no-referrer"
     html = response.get_data(as_text=True)
-    assert 'src="/static/app.js"' in html and 'href="/static/style.css"' in html
+    assert 'src="/static/render.js"' in html and 'src="/static/app.js"' in html and 'href="/static/style.css"' in html
+    assert html.index("/static/render.js") < html.index("/static/app.js")  # app.js uses what render.js defines
     assert "not a diagnosis" in html
 
 
 def test_assets_are_served_under_static(client: FlaskClient) -> None:
-    for name, mimetype in [("app.js", "text/javascript"), ("style.css", "text/css")]:
+    for name, mimetype in [("app.js", "text/javascript"), ("render.js", "text/javascript"), ("style.css", "text/css")]:
         response = client.get(f"/static/{name}")
         assert response.status_code == 200 and response.mimetype == mimetype
         assert response.get_data() == (STATIC / name).read_bytes()
