@@ -19,8 +19,7 @@ def create_app(settings: Settings | None = None, *, enqueuer: Enqueuer | None = 
     """Build the app. Tests pass their own settings (and may pass an enqueuer); gunicorn calls it bare."""
     settings = settings or get_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
-    crypto.install(crypto.keyring_from(settings.data_keys, settings.data_key_id),
-                   production=settings.environment == "production")
+    crypto.install_from(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

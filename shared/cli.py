@@ -62,10 +62,12 @@ def _init_db(_: argparse.Namespace) -> int:
 
 
 def _db_upgrade(_: argparse.Namespace) -> int:
+    from shared import crypto
     from shared.migrate import upgrade
 
-    engine = make_engine(get_settings().database_url)
-    print(f"database at schema revision {upgrade(engine)}")
+    settings = get_settings()
+    crypto.install_from(settings)  # data migrations encrypt with the deployment's keys
+    print(f"database at schema revision {upgrade(make_engine(settings.database_url))}")
     return 0
 
 

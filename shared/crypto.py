@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -22,6 +22,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from shared.errors import MedqError
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 PREFIX = "mq1"
 # The development key: public by construction (it is in the source), refused in production.
@@ -95,6 +98,11 @@ def keyring() -> Keyring:
     return _Installed.keyring
 
 
+def install_from(settings: Settings) -> None:
+    """Start-up of every process that reads or writes encrypted columns (API, workers, `medq db upgrade`)."""
+    install(keyring_from(settings.data_keys, settings.data_key_id), production=settings.environment == "production")
+
+
 def new_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
@@ -126,6 +134,18 @@ class EncryptedBytes(TypeDecorator[Any]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else self.decode(keyring().decrypt(str(value), self.column))
+
+
+class EncryptedText(EncryptedBytes):
+    """A string (a secret), encrypted."""
+
+    cache_ok = True
+
+    def encode(self, value: Any) -> bytes:
+        return str(value).encode()
+
+    def decode(self, plain: bytes) -> Any:
+        return plain.decode()
 
 
 class EncryptedJSON(EncryptedBytes):

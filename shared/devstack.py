@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared import redis_server
+from shared import crypto, redis_server
 from shared.bootstrap import demo_key, flower_credentials
 from shared.db import make_engine
 from shared.localstack import wait_http
@@ -56,6 +56,7 @@ def run(*, host: str = "127.0.0.1", port: int = 8000, flower_port: int = 5555) -
         env = {**os.environ, "MEDQ_REDIS_URL": _redis_url(settings, stack, var),
                "MEDQ_FLOWER_BASIC_AUTH": flower_credentials(settings, var / "flower.auth")}
         # A development database follows the code: apply pending schema migrations before anything starts.
+        crypto.install_from(settings)  # data migrations encrypt with the configured keys
         upgrade(make_engine(settings.database_url))
         key = demo_key(get_settings(redis_url=env["MEDQ_REDIS_URL"]), var / "demo.key")
         python = sys.executable

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from shared.crypto import EncryptedBytes, EncryptedJSON
+from shared.crypto import EncryptedBytes, EncryptedJSON, EncryptedText
 
 
 def utcnow() -> datetime:
@@ -172,7 +172,8 @@ class WebhookSecret(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id", index=True)
-    secret: str = Field(max_length=100)
+    # Encrypted at rest (it must stay usable to sign, so it is not hashed): a leaked dump cannot forge webhooks.
+    secret: str = Field(sa_column=Column(EncryptedText("webhooksecret.secret"), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     valid_until: datetime | None = _time()
 

@@ -37,8 +37,7 @@ VISIBILITY_TIMEOUT_S = 3600
 
 def create_celery(settings: Settings, *, role: str = "inference") -> Celery:
     """`role` is "inference" (runs jobs) or "webhooks" (delivers webhooks and runs the dispatcher)."""
-    crypto.install(crypto.keyring_from(settings.data_keys, settings.data_key_id),
-                   production=settings.environment == "production")
+    crypto.install_from(settings)
     app = Celery("medq", broker=settings.redis_url, set_as_current=True)
     app.conf.update(
         task_acks_late=True,

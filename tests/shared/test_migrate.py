@@ -21,6 +21,8 @@ from shared.cli import main as medq
 from shared.db import init_db, make_engine
 from shared.errors import SchemaOutdated
 from shared.keys import ensure_tenant
+from shared.models import utcnow
+from shared.webhook_secrets import signing_secrets
 from tests.conftest import fresh_postgres_database
 
 EXTRA_REVISION = '''"""test: a column added after the baseline"""
@@ -102,6 +104,28 @@ def test_an_older_revision_is_refused_until_medq_db_upgrade(empty_engine: Engine
     assert migrate.upgrade(empty_engine) == "9001"
     assert "test_extra" in {c["name"] for c in inspect(empty_engine).get_columns("job")}
     init_db(empty_engine)
+
+
+def test_upgrading_encrypts_webhook_secrets_stored_in_clear(empty_engine: Engine) -> None:
+    with empty_engine.begin() as connection:  # a database at the baseline, as medq left it before 0002
+        command.upgrade(migrate._config(connection), "0001")
+    with Session(empty_engine) as session:
+        tenant = ensure_tenant(session, name="st-mary")
+        session.commit()
+        tenant_id = tenant.id
+    clear = "whsec_" + "A" * 44
+    with empty_engine.begin() as connection:
+        connection.execute(text("INSERT INTO webhooksecret (tenant_id, secret, created_at) VALUES (:t, :s, :c)"),
+                           {"t": tenant_id, "s": clear, "c": "2026-11-01 00:00:00"})
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        stored = connection.execute(text("SELECT secret FROM webhooksecret")).scalar_one()
+    assert stored.startswith("mq1:") and clear not in stored
+    with Session(empty_engine) as session:
+        assert signing_secrets(session, tenant_id=tenant_id, now=utcnow()) == [clear]
+    migrate.upgrade(empty_engine)  # again: nothing to do, nothing encrypted twice
+    with Session(empty_engine) as session:
+        assert signing_secrets(session, tenant_id=tenant_id, now=utcnow()) == [clear]
 
 
 def test_processes_starting_together_on_a_new_database_all_start(empty_engine: Engine) -> None:
