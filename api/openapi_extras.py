@@ -50,6 +50,14 @@ PARAMETERS: Doc = {
     "Prefer-wait": _parameter(
         "Prefer", "header", "`wait=N`: hold the answer up to N seconds (above 60 counts as 60) and answer `200` with "
         "the finished job if it finishes in time, else `202` as usual. A malformed `Prefer` is ignored.", "wait=10"),
+    "Prefer-wait-get": _parameter(
+        "Prefer", "header", "`wait=N`: long-poll — hold the answer until the job is terminal or N seconds pass "
+        "(above 60 counts as 60), then answer `200` with the job as it is. A malformed `Prefer` is ignored.",
+        "wait=30"),
+    "Prefer-wait-batch": _parameter(
+        "Prefer", "header", "`wait=N`: hold the answer until every job of the batch is terminal (`200`, with the "
+        "results) or N seconds pass (`202` as usual; above 60 counts as 60). A malformed `Prefer` is ignored.",
+        "wait=30"),
     "Prefer-return": _parameter(
         "Prefer", "header", "`return=minimal`: `200` with an empty body (the headers say where and when); "
         "`return=representation` (the default): the Bundle.", "return=minimal"),
@@ -59,7 +67,8 @@ PARAMETERS: Doc = {
     "_pretty": _parameter("_pretty", "query", "`true`: indented JSON.", "true", {"type": "boolean"}),
 }
 REQUEST_PARAMETERS: dict[str, list[str]] = {
-    "createJob": ["Idempotency-Key", "Prefer-wait"], "createBatch": ["Idempotency-Key"],
+    "createJob": ["Idempotency-Key", "Prefer-wait"], "createBatch": ["Idempotency-Key", "Prefer-wait-batch"],
+    "getJob": ["Prefer-wait-get"],
     "getJobFhir": ["Prefer-return", "_format", "_pretty"],
 }
 RESPONSE_HEADERS: dict[tuple[str, str], list[str]] = {
