@@ -61,6 +61,12 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+def _open_with_key(page: Any, stack: LocalStack) -> None:
+    page.goto(f"{stack.base_url}/")
+    page.get_by_label("API key", exact=True).fill(stack.key)
+    page.get_by_role("button", name="Use key").click()
+
+
 def _shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
@@ -98,9 +104,7 @@ def test_key_is_checked_and_kept_in_session_storage_only(stack: LocalStack, page
 
 def test_problems_and_indeterminate_results_are_shown(stack: LocalStack, page: Any) -> None:
     expect = sync_api.expect
-    page.goto(f"{stack.base_url}/")
-    page.get_by_label("API key", exact=True).fill(stack.key)
-    page.get_by_role("button", name="Use key").click()
+    _open_with_key(page, stack)
     page.get_by_label("Model", exact=True).select_option("pneumonia-xray")
     page.get_by_label("Chest X-ray image").set_input_files(
         {"name": "broken.png", "mimeType": "image/png", "buffer": b"not an image at all"})
@@ -129,9 +133,7 @@ def test_problems_and_indeterminate_results_are_shown(stack: LocalStack, page: A
 
 def test_note_gets_label_probabilities_and_highlighted_words(stack: LocalStack, page: Any) -> None:
     expect = sync_api.expect
-    page.goto(f"{stack.base_url}/")
-    page.get_by_label("API key", exact=True).fill(stack.key)
-    page.get_by_role("button", name="Use key").click()
+    _open_with_key(page, stack)
     page.get_by_label("Model", exact=True).select_option("disease-category")
     page.get_by_label("Clinical note").fill(NOTE)
     page.get_by_label("Explain the result", exact=False).check()
@@ -151,9 +153,7 @@ def test_note_gets_label_probabilities_and_highlighted_words(stack: LocalStack, 
 
 def test_xray_gets_label_and_heatmap_overlay(stack: LocalStack, page: Any) -> None:
     expect = sync_api.expect
-    page.goto(f"{stack.base_url}/")
-    page.get_by_label("API key", exact=True).fill(stack.key)
-    page.get_by_role("button", name="Use key").click()
+    _open_with_key(page, stack)
     page.get_by_label("Model", exact=True).select_option("pneumonia-xray")
     expect(page.get_by_label("Clinical note")).to_be_hidden()
     page.get_by_label("Chest X-ray image").set_input_files(
