@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from pydantic_core import PydanticUndefined
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -20,6 +24,28 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def new_row(table: type[SQLModel], **values: Any) -> dict[str, Any]:
+    """A complete row for a Core insert: the model's field defaults (factories called) under `values`. Core
+    inserts skip SQLModel's constructor, which is where these defaults would otherwise come from."""
+    defaults = _field_defaults(table)
+    return {**defaults.static, **{name: factory() for name, factory in defaults.factories.items()}, **values}
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    static: dict[str, Any]
+    factories: dict[str, Callable[[], Any]]
+
+
+@functools.cache
+def _field_defaults(table: type[SQLModel]) -> _Defaults:
+    fields = table.model_fields.items()
+    return _Defaults(
+        static={n: f.default for n, f in fields if f.default is not PydanticUndefined and f.default_factory is None},
+        factories={n: cast(Callable[[], Any], f.default_factory) for n, f in fields if f.default_factory is not None},
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):

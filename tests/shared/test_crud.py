@@ -30,6 +30,27 @@ def _jobs(engine: Engine, tenant: str, n: int = 1, *, priority: Priority = Prior
                                 priority=priority, max_queue_seconds=max_queue_seconds, explain=False)
 
 
+def test_created_jobs_come_back_in_item_order_with_every_default(store_engine: Engine) -> None:
+    a = _tenant(store_engine, "a")
+    items = [crud.NewJob(input_kind="text", input_data=f"note {i}".encode(), external_id=f"E{i}") for i in range(40)]
+    hook = crud.Webhook(url="https://ehr.example/hook", events=["job.succeeded"], result_format="fhir")
+    with session_scope(store_engine) as s:
+        jobs = crud.create_jobs(s, tenant_id=a, model="m", model_version="1.0.0", items=items,
+                                priority=Priority.STAT, max_queue_seconds=30, explain=True, webhook=hook,
+                                request_id="req-1")
+    assert [j.external_id for j in jobs] == [f"E{i}" for i in range(40)]
+    assert len({j.id for j in jobs}) == 40
+    with session_scope(store_engine) as s:
+        stored = crud.get_jobs(s, tenant_id=a, job_ids=[j.id for j in jobs])
+    for i, job in enumerate(stored):
+        assert job.input_data == f"note {i}".encode() and job.status == JobStatus.QUEUED
+        assert (job.priority, job.priority_rank, job.explain, job.max_queue_seconds) == ("stat", 0, True, 30)
+        assert (job.webhook_url, job.webhook_events, job.result_format) == (hook.url, hook.events, "fhir")
+        assert (job.attempts, job.cancel_requested, job.data_removed, job.result, job.started_at) == (
+            0, False, False, None, None)
+        assert job.request_id == "req-1" and job.created_at.tzinfo is not None
+
+
 def test_another_tenants_job_is_not_found(store_engine: Engine) -> None:
     a, b = _tenant(store_engine, "a"), _tenant(store_engine, "b")
     (job,) = _jobs(store_engine, a)
