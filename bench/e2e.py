@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 from tqdm import tqdm
 
+from bench.cpu import cpu_per_item
 from bench.stats import Row
 from shared import crud
 from shared.db import session_scope
@@ -31,7 +32,8 @@ from shared.status import Priority
 TERMINAL = ("succeeded", "failed", "canceled", "expired")
 
 
-def _measure(stack: LocalStack, ids: list[str], section: str, mode: str, *, from_start: bool = False) -> Row:
+def _measure(stack: LocalStack, ids: list[str], section: str, mode: str, *, from_start: bool = False,
+             cpu: dict[str, float] | None = None) -> Row:
     """`from_start`: time from the first job's start, not its creation (the plain baseline's jobs are created
     before its worker starts, and its start-up should not count against it)."""
     engine = create_engine(stack.env["MEDQ_DATABASE_URL"])
@@ -49,7 +51,7 @@ def _measure(stack: LocalStack, ids: list[str], section: str, mode: str, *, from
     latencies = [((r.finished_at or r.created_at) - begin(r)).total_seconds() * 1000 for r in rows]
     batches = {r.result["batch"]["id"] for r in rows if r.result and "batch" in r.result}
     return Row(section, mode, len(rows), (finished - started).total_seconds(), latencies,
-               mean_batch=len(rows) / len(batches) if batches else None)
+               mean_batch=len(rows) / len(batches) if batches else None, cpu_us=dict(cpu or {}))
 
 
 def _run_clients(concurrency: int, work: list[Callable[[], list[str]]], desc: str, total: int) -> list[str]:
@@ -89,10 +91,11 @@ def singles(stack: LocalStack, model: str, texts: list[str], *, concurrency: int
             return [response.json()["id"]]
         return send
 
-    ids = _run_clients(concurrency, [one(i) for i in range(n)], f"singles c={concurrency}", n)
+    with cpu_per_item(stack, n) as cpu:
+        ids = _run_clients(concurrency, [one(i) for i in range(n)], f"singles c={concurrency}", n)
     for client in clients:
         client.close()
-    return _measure(stack, ids, section, f"single jobs, c={concurrency}")
+    return _measure(stack, ids, section, f"single jobs, c={concurrency}", cpu=cpu)
 
 
 def batches(stack: LocalStack, model: str, texts: list[str], *, concurrency: int, n: int, batch_size: int,
@@ -117,10 +120,11 @@ def batches(stack: LocalStack, model: str, texts: list[str], *, concurrency: int
         return send
 
     work = [one(start) for start in range(0, n, batch_size)]
-    ids = _run_clients(concurrency, work, f"batches c={concurrency}", len(work) * batch_size)
+    with cpu_per_item(stack, len(work) * batch_size) as cpu:
+        ids = _run_clients(concurrency, work, f"batches c={concurrency}", len(work) * batch_size)
     for client in clients:
         client.close()
-    return _measure(stack, ids, section, f"batch of {batch_size}, c={concurrency}")
+    return _measure(stack, ids, section, f"batch of {batch_size}, c={concurrency}", cpu=cpu)
 
 
 def _long_poll(client: httpx.Client, job_id: str, timeout: float = 600) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,7 @@ class Row:
     baseline: float | None = None  # items/s: raw forward length-sorted (rows 2, 3) or plain Celery (row 4)
     baseline_arrival: float | None = None  # items/s: raw forward in arrival order (rows 2, 3)
     peer: float | None = None  # items/s of LitServe at the same client concurrency (row 2)
+    cpu_us: dict[str, float] = field(default_factory=dict)  # CPU µs per item: api, worker, clients
 
     @property
     def items_per_s(self) -> float:
@@ -48,4 +49,18 @@ def table(rows: list[Row]) -> str:
         lines.append(f"{r.section:<28} {r.mode:<26} {r.items:>6} {r.items_per_s:>9.1f} {r.pct(50):>8.1f} "
                      f"{r.pct(95):>8.1f} {r.pct(99):>8.1f} {batch:>6} {r.ratio_arrival:>6} {r.ratio:>6} "
                      f"{r.ratio_peer:>6}")
+    return "\n".join(lines)
+
+
+def cpu_table(rows: list[Row]) -> str:
+    """CPU per item of each part, for the rows that measured it. `worker ceiling`: the items/s one worker process
+    could reach if nothing else ran (1 / its CPU per item): the bound on a host whose accelerator is faster."""
+    header = f"{'section':<28} {'mode':<26} {'api µs':>8} {'worker µs':>10} {'clients µs':>11} {'worker ceiling':>15}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        if not r.cpu_us:
+            continue
+        api, worker, clients = (r.cpu_us.get(k, float("nan")) for k in ("api", "worker", "clients"))
+        ceiling = f"{1e6 / worker:,.0f}/s" if worker > 0 else ""
+        lines.append(f"{r.section:<28} {r.mode:<26} {api:>8.0f} {worker:>10.0f} {clients:>11.0f} {ceiling:>15}")
     return "\n".join(lines)

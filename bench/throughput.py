@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench import e2e, raw
 from bench.models import BERT_BASE, NOOP, prepare_model_dir
-from bench.stats import Row, table
+from bench.stats import Row, cpu_table, table
 from bench.workload import clinical_texts
 from shared.localstack import local_stack
 
@@ -58,6 +58,8 @@ def main() -> None:
           "at the worker's batch size in arrival order; ÷best: ÷ the same length-sorted (rows 2, 3) or ÷ plain "
           "Celery (row 4)\n")
     print(table(rows))
+    print("\nCPU per item of each part (they all share this machine's cores; see docs/batching.md)\n")
+    print(cpu_table(rows))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps([asdict(r) | {"items_per_s": r.items_per_s} for r in rows], indent=2))
