@@ -18,11 +18,11 @@ from sqlmodel import Session
 from shared.db import session_scope
 from shared.errors import DatabaseUnavailable, InvalidInput, JobFailure, ModelUnavailable, PredictionFailed
 from shared.logs import REQUEST_ID
-from shared.models import Job, utcnow
+from shared.models import utcnow
 from shared.outbox import record_events
 from shared.settings import Settings
 from shared.status import Priority
-from shared.worker_store import Claimant, claim_jobs, release_jobs, store_results
+from shared.worker_store import Claimant, Claimed, claim_jobs, release_jobs, store_results
 from worker import metrics
 from worker.batching import BatcherClosed, BatchFailed
 from worker.engine import InferenceEngine, Served
@@ -78,17 +78,17 @@ def process_jobs(job_ids: list[str], *, runtime: Runtime, final_attempt: bool, t
     _run_claimed(jobs, runtime, final_attempt)
 
 
-def _run_claimed(jobs: list[Job], runtime: Runtime, final_attempt: bool) -> None:
+def _run_claimed(jobs: list[Claimed], runtime: Runtime, final_attempt: bool) -> None:
     # The submissions' request ids, so this message's log lines join the API's (one id for one request).
     REQUEST_ID.set(",".join(sorted({j.request_id for j in jobs if j.request_id})) or None)
-    by_model: dict[str, list[Job]] = defaultdict(list)
+    by_model: dict[str, list[Claimed]] = defaultdict(list)
     for job in jobs:
         by_model[job.model].append(job)
         if job.started_at is not None:
             metrics.QUEUE_DELAY.labels(job.model, job.priority).observe(
                 (job.started_at - job.created_at).total_seconds())
     pending = [_submit_group(model, group, runtime) for model, group in by_model.items()]
-    retry: list[Job] = []
+    retry: list[Claimed] = []
     for predictor, submitted in pending:
         retry += _collect(predictor, submitted, runtime)
     if not retry:
@@ -100,10 +100,10 @@ def _run_claimed(jobs: list[Job], runtime: Runtime, final_attempt: bool) -> None
     raise PredictionFailed(f"{len(retry)} job(s) put back in the queue after a batch failure")
 
 
-Submitted = list[tuple[Job, "Future[Served]"]]
+Submitted = list[tuple[Claimed, "Future[Served]"]]
 
 
-def _submit_group(model: str, jobs: list[Job], runtime: Runtime) -> tuple[Predictor | None, Submitted]:
+def _submit_group(model: str, jobs: list[Claimed], runtime: Runtime) -> tuple[Predictor | None, Submitted]:
     try:
         predictor = runtime.inference.registry.get(model)
         plain = runtime.inference.batcher(model)
@@ -126,10 +126,10 @@ def _submit_group(model: str, jobs: list[Job], runtime: Runtime) -> tuple[Predic
     return predictor, submitted
 
 
-def _collect(predictor: Predictor | None, submitted: Submitted, runtime: Runtime) -> list[Job]:
+def _collect(predictor: Predictor | None, submitted: Submitted, runtime: Runtime) -> list[Claimed]:
     """Store what each future gave; return the jobs to retry."""
-    retry: list[Job] = []
-    outcomes: list[tuple[Job, dict[str, Any] | JobFailure]] = []
+    retry: list[Claimed] = []
+    outcomes: list[tuple[Claimed, dict[str, Any] | JobFailure]] = []
     for job, future in submitted:
         try:
             served = future.result()
@@ -149,7 +149,7 @@ def _collect(predictor: Predictor | None, submitted: Submitted, runtime: Runtime
     return retry
 
 
-def _store(runtime: Runtime, outcomes: list[tuple[Job, dict[str, Any] | JobFailure]]) -> None:
+def _store(runtime: Runtime, outcomes: list[tuple[Claimed, dict[str, Any] | JobFailure]]) -> None:
     if not outcomes:
         return
     results = {job.id: o for job, o in outcomes if not isinstance(o, JobFailure)}
@@ -162,7 +162,7 @@ def _store(runtime: Runtime, outcomes: list[tuple[Job, dict[str, Any] | JobFailu
     runtime.finished(ids, events)
 
 
-def _fail(runtime: Runtime, jobs: list[Job], error_type: str, detail: str) -> None:
+def _fail(runtime: Runtime, jobs: list[Claimed], error_type: str, detail: str) -> None:
     ids = [job.id for job in jobs]
     for job in jobs:
         metrics.JOBS.labels(job.model, error_type).inc()
