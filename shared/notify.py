@@ -1,6 +1,7 @@
 """Job-finished notifications over Redis pub/sub: workers publish the ids of jobs that reached a terminal
-status; the API wakes `Prefer: wait` requests on them. Ids only — never patient data. A lost notification only
-costs latency: waiters re-read the database every `fallback_poll_s`."""
+status; the API wakes `Prefer: wait` requests on them. Ids only — never patient data. A notification can be lost
+while the subscription is (re)connecting — every waiter re-checks once it is up — or by a worker killed between
+its commit and its publish: then a waiter sees the job at its next fallback poll (every `fallback_poll_s`)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ class Publisher:
 class Waiter:
     """One subscriber thread per process; any number of request threads wait on it."""
 
-    def __init__(self, redis_url: str, *, fallback_poll_s: float = 1.0) -> None:
+    def __init__(self, redis_url: str, *, fallback_poll_s: float = 5.0) -> None:
+        # The poll is only a safety net: at 1 s, 64 batch requests waiting their turn cost the API more CPU in
+        # database reads than their submissions did (measured: 4.3 ms of CPU per item against 1.2 with one).
         self._redis_url = redis_url
         self._fallback = fallback_poll_s
         self._events: dict[str, list[threading.Event]] = {}
@@ -42,15 +45,16 @@ class Waiter:
     def wait(self, job_ids: Sequence[str], timeout: float, is_done: Callable[[], bool]) -> bool:
         """Block until `is_done()` is true or `timeout` passes; True if done. Any of `job_ids` finishing
         wakes the wait to ask `is_done()` again (a batch waits for all its jobs on one event)."""
-        if is_done():
-            return True
-        self._ensure_listening()
         event = threading.Event()
+        # Registered before the first check: a job finishing between the check and the wait still wakes it.
         with self._lock:
             for job_id in job_ids:
                 self._events.setdefault(job_id, []).append(event)
         deadline = time.monotonic() + timeout
         try:
+            if is_done():
+                return True
+            self._ensure_listening()
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -82,10 +86,13 @@ class Waiter:
         while True:
             try:
                 client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=2)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub = client.pubsub()  # type: ignore[no-untyped-call]
                 pubsub.subscribe(CHANNEL)
                 for message in pubsub.listen():
-                    self._wake(message["data"].decode().split(","))
+                    if message["type"] == "subscribe":
+                        self._wake_all()  # anything published before this was not heard: every waiter re-checks
+                    elif message["type"] == "message":
+                        self._wake(message["data"].decode().split(","))
             except redis.RedisError as exc:
                 log.warning("job notifications interrupted (%s); retrying", exc)
                 time.sleep(1)
@@ -94,4 +101,10 @@ class Waiter:
         with self._lock:
             for job_id in job_ids:
                 for event in self._events.get(job_id, []):
+                    event.set()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            for events in self._events.values():
+                for event in events:
                     event.set()

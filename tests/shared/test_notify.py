@@ -60,3 +60,34 @@ def test_a_batch_waits_on_one_event_until_all_its_jobs_are_done(redis_url: str) 
     Publisher(redis_url).finished(["b-3"])  # the last job of the batch: only it can wake the wait
     thread.join(30)
     assert result == [True] and waiter._events == {}
+
+
+def test_every_waiter_re_checks_once_the_subscription_is_up(redis_url: str) -> None:
+    # A job that finished before the subscription was up has no notification to wait for: the waiter asks
+    # again when the subscription is confirmed (the fallback poll is far longer than the test).
+    checks: list[int] = []
+
+    def is_done() -> bool:
+        checks.append(1)
+        return len(checks) > 1
+
+    waiter = Waiter(redis_url, fallback_poll_s=3600)
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(waiter.wait(["late"], 3600, is_done)), daemon=True)
+    thread.start()
+    thread.join(30)
+    assert result == [True]
+
+
+def test_a_dropped_subscription_reconnects_and_wakes_every_waiter(redis_url: str) -> None:
+    done = threading.Event()
+    waiter = Waiter(redis_url, fallback_poll_s=3600)
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(waiter.wait(["lost"], 3600, done.is_set)), daemon=True)
+    thread.start()
+    while not _subscribed(redis_url):
+        time.sleep(0.01)
+    done.set()  # finished while the notification is lost with the connection
+    redis.Redis.from_url(redis_url).client_kill_filter(_type="pubsub")
+    thread.join(30)
+    assert result == [True]
