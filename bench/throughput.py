@@ -33,6 +33,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,16,64", help="end-to-end client concurrencies")
     parser.add_argument("--engine-batch", type=int, default=32, help="the worker's max batch size")
     parser.add_argument("--noop-items", type=int, default=2000)
+    parser.add_argument("--api-workers", type=int, default=2, help="gunicorn worker processes of the API")
+    parser.add_argument("--worker-processes", type=int, default=1,
+                        help="inference worker processes sharing the device (see docs/batching.md)")
     parser.add_argument("--postgres", metavar="URL",
                         help="run the stack on a fresh database created on this Postgres server (default: SQLite)")
     parser.add_argument("--skip-e2e", action="store_true", help="only the raw forward pass (1)")
@@ -54,12 +57,16 @@ def main() -> None:
         if not args.skip_e2e:
             rows += _end_to_end(args, Path(tmp), model_dir, texts, levels)
     _compare(rows, args.engine_batch)
-    print(f"\nmodel {args.model} on {args.device}; worker max batch {args.engine_batch}. ÷arr: items/s ÷ raw forward "
+    print(f"\nmodel {args.model} on {args.device}; worker max batch {args.engine_batch}; {args.api_workers} API and "
+          f"{args.worker_processes} inference worker process(es). ÷arr: items/s ÷ raw forward "
           "at the worker's batch size in arrival order; ÷best: ÷ the same length-sorted (rows 2, 3) or ÷ plain "
           "Celery (row 4)\n")
     print(table(rows))
-    print("\nCPU per item of each part (they all share this machine's cores; see docs/batching.md)\n")
-    print(cpu_table(rows))
+    if any(r.cpu_us for r in rows):
+        print("\nCPU per item of each part (they all share this machine's cores; see docs/batching.md)\n")
+        print(cpu_table(rows))
+    elif not args.skip_e2e:
+        print("\npsutil is not installed (pip install -e '.[bench]'): CPU per item not measured")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps([asdict(r) | {"items_per_s": r.items_per_s} for r in rows], indent=2))
@@ -73,7 +80,8 @@ def _end_to_end(args: argparse.Namespace, tmp: Path, model_dir: Path, texts: lis
     if args.postgres:
         env["MEDQ_DATABASE_URL"] = fresh_postgres_database(args.postgres)
     rows: list[Row] = []
-    with local_stack(tmp / "stack", env=env, api_threads=max(levels) + 8) as stack:
+    with local_stack(tmp / "stack", env=env, api_threads=max(levels) + 8, api_workers=args.api_workers,
+                     worker_processes=args.worker_processes) as stack:
         e2e.warm_up(stack, [args.model, NOOP])
         for c in levels:
             rows.append(e2e.singles(stack, args.model, texts, concurrency=c, n=args.items, section="2 end to end"))

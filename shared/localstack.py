@@ -29,9 +29,10 @@ class LocalStack:
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with (self.logs / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+            proc = subprocess.Popen(args, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                    cwd=PROJECT_ROOT)
         self.processes[name] = proc
         return proc
 
@@ -41,7 +42,9 @@ class LocalStack:
             stop_process(proc, timeout=30)
 
     def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
-        return self.start(name, [sys.executable, "-m", "worker"])
+        # A further worker process gets its own metrics port; the first keeps the stack's.
+        port = {} if name == "worker" else {"MEDQ_WORKER_METRICS_PORT": str(redis_server.free_port())}
+        return self.start(name, [sys.executable, "-m", "worker"], env=port)
 
     def start_webhook_worker(self, name: str = "webhooks") -> subprocess.Popen[bytes]:
         return self.start(name, [sys.executable, "-m", "worker", "webhooks"])
@@ -78,9 +81,10 @@ def wait_http(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 1
 
 @contextmanager
 def local_stack(root: Path, *, redis_url: str | None = None, env: dict[str, str] | None = None,
-                api_threads: int = 8, worker: bool = True, webhooks: bool = False) -> Iterator[LocalStack]:
-    """A database under `root`, Redis (given or private), the API on a free port, (by default) one worker and
-    (if asked) the webhook worker."""
+                api_threads: int = 8, api_workers: int = 2, worker: bool = True, worker_processes: int = 1,
+                webhooks: bool = False) -> Iterator[LocalStack]:
+    """A database under `root`, Redis (given or private), the API on a free port, (by default) one inference
+    worker process — `worker_processes` of them, named worker, worker-2, … — and (if asked) the webhook worker."""
     root.mkdir(parents=True, exist_ok=True)
     private = None if redis_url else redis_server.start_private_redis(root / "redis")
     port = redis_server.free_port()
@@ -95,10 +99,11 @@ def local_stack(root: Path, *, redis_url: str | None = None, env: dict[str, str]
     stack = LocalStack(base_url=f"http://127.0.0.1:{port}", key=key, env=full_env, logs=root)
     try:
         if worker:
-            stack.start_worker()
+            for n in range(1, worker_processes + 1):
+                stack.start_worker("worker" if n == 1 else f"worker-{n}")
         if webhooks:
             stack.start_webhook_worker()
-        api = stack.start("api", api_command(f"127.0.0.1:{port}", threads=api_threads))
+        api = stack.start("api", api_command(f"127.0.0.1:{port}", threads=api_threads, workers=api_workers))
         wait_http(f"{stack.base_url}/readyz", [api])
         yield stack
     except Exception:

@@ -8,11 +8,11 @@ import sys
 from shared.settings import PROJECT_ROOT
 
 
-def api_command(bind: str, *, threads: int) -> list[str]:
+def api_command(bind: str, *, threads: int, workers: int = 2) -> list[str]:
     """The API under gunicorn: threaded workers (Prefer: wait holds a thread), keep-alive beyond the 60 s wait."""
     config = str(PROJECT_ROOT / "api" / "gunicorn_config.py")
-    return [sys.executable, "-m", "gunicorn", "--config", config, "api:create_app()", "--bind", bind, "--workers", "2",
-            "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "75"]
+    return [sys.executable, "-m", "gunicorn", "--config", config, "api:create_app()", "--bind", bind,
+            "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "75"]
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bool:
