@@ -15,6 +15,7 @@ import redis
 log = logging.getLogger(__name__)
 
 CHANNEL = "medq.jobs.finished"
+_FIRST_RETRY_S, _LAST_RETRY_S = 1.0, 10.0  # reconnection back-off of a waiter's subscription
 
 
 class Publisher:
@@ -83,6 +84,7 @@ class Waiter:
                 self._thread.start()
 
     def _listen(self) -> None:
+        delay = _FIRST_RETRY_S
         while True:
             try:
                 client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=2)
@@ -90,12 +92,17 @@ class Waiter:
                 pubsub.subscribe(CHANNEL)
                 for message in pubsub.listen():
                     if message["type"] == "subscribe":
+                        delay = _FIRST_RETRY_S
                         self._wake_all()  # anything published before this was not heard: every waiter re-checks
                     elif message["type"] == "message":
                         self._wake(message["data"].decode().split(","))
             except redis.RedisError as exc:
-                log.warning("job notifications interrupted (%s); retrying", exc)
-                time.sleep(1)
+                # One warning per outage; while Redis stays down the retries are quiet and spaced out (waiters
+                # meanwhile fall back to polling the database).
+                level = logging.WARNING if delay == _FIRST_RETRY_S else logging.DEBUG
+                log.log(level, "job notifications interrupted (%s); retrying in %.0f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, _LAST_RETRY_S)
 
     def _wake(self, job_ids: list[str]) -> None:
         with self._lock:
