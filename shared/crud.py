@@ -19,11 +19,11 @@ from shared.outbox import record_events
 from shared.presenters import note_throughput
 from shared.status import JobStatus, Priority
 
-# What erasing a job (DELETE, retention) removes: everything patient-derived. Id, status and times stay.
 # What the API reads of a job: all but the input, which only the worker needs (decrypting it was a tenth of the
 # API's CPU on batch submissions). Touching `input_data` on a job read this way raises instead of loading it.
 WITHOUT_INPUT = defer(Job.input_data, raiseload=True)  # type: ignore[arg-type]
 
+# What erasing a job (DELETE, retention) removes: everything patient-derived. Id, status and times stay.
 ERASED: dict[str, Any] = {"input_data": None, "result": None, "error": None, "subject": None, "input_refs": None,
                           "data_removed": True}
 
