@@ -70,9 +70,7 @@ def create_jobs(
         for item in items
     ]
     session.connection().execute(insert(Job.__table__), rows)  # type: ignore[attr-defined]
-    ids = [row["id"] for row in rows]
-    by_id = {job.id: job for job in session.exec(select(Job).where(col(Job.id).in_(ids)).options(WITHOUT_INPUT))}
-    return [by_id[i] for i in ids]
+    return get_jobs(session, tenant_id=tenant_id, job_ids=[row["id"] for row in rows])
 
 
 def count_queued(session: Session, *, tenant_id: str) -> int:
